@@ -1,0 +1,15 @@
+//! The lessons compiled into this agent. Adding a lesson: a crate under `lessons/`, a
+//! dependency in this crate's Cargo.toml, and a line here.
+
+use bpflab_guest::{Lab, Outcome};
+
+/// A lesson's entry point.
+pub type LessonFn = fn(&mut Lab) -> anyhow::Result<Outcome>;
+
+/// Lesson number → entry point.
+pub fn find(number: u32) -> Option<LessonFn> {
+    match number {
+        1 => Some(lesson_01_hello::run),
+        _ => None,
+    }
+}

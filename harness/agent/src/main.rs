@@ -1,0 +1,104 @@
+//! bpflab's guest agent: PID 1 of the lesson VM.
+//!
+//! It prepares the system, reads the plan the host put in the initramfs, runs each
+//! lesson, streams events to the host on the channel the plan names and powers off. It
+//! must never exit: when init exits, the kernel panics.
+
+mod lessons;
+mod system;
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use aya::EbpfLoader;
+use bpflab_guest::{EventSink, Lab, TracePipe, Unsupported};
+use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
+
+fn main() {
+    let started_ms = system::boottime_ms();
+    match prepare() {
+        Ok((plan, sink)) => {
+            if let Err(e) = run_plan(&plan, &sink, started_ms) {
+                sink.send(&Event::AgentError {
+                    message: format!("{e:#}"),
+                });
+            }
+            sink.send(&Event::Done);
+        }
+        // No channel: the console is the only place left to say it.
+        Err(e) => eprintln!("bpflab-agent: cannot start: {e:#}"),
+    }
+    system::power_off();
+}
+
+fn prepare() -> anyhow::Result<(Plan, EventSink)> {
+    system::mount_pseudo_filesystems()?;
+    let text = std::fs::read_to_string(PLAN_PATH).with_context(|| format!("reading {PLAN_PATH}"))?;
+    let plan: Plan = serde_json::from_str(&text).with_context(|| format!("parsing {PLAN_PATH}"))?;
+    let channel = system::open_channel(&plan.channel)?;
+    Ok((plan, EventSink::new(Box::new(channel))))
+}
+
+fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()> {
+    let (kernel, machine) = system::uname();
+    sink.send(&Event::Ready {
+        kernel,
+        machine,
+        boot_ms: started_ms,
+    });
+    system::raise_memlock_limit()?;
+    let trace = TracePipe::start(sink.clone())?;
+    let mut loader = EbpfLoader::new();
+
+    for lesson in &plan.lessons {
+        sink.send(&Event::LessonStart {
+            lesson: lesson.number,
+        });
+        let started = Instant::now();
+        let objects = Path::new(LESSONS_DIR).join(&lesson.dir);
+        let mut lab = Lab::new(
+            lesson.number,
+            objects,
+            lesson.parts.clone(),
+            sink.clone(),
+            trace.clone(),
+            loader,
+        );
+        let outcome = match lessons::find(lesson.number) {
+            Some(run) => outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut lab)))),
+            None => Outcome::Failed(format!(
+                "this agent was built without lesson {}; rebuild it (bpflab does so on every run)",
+                lesson.number
+            )),
+        };
+        loader = lab.into_loader();
+        sink.send(&Event::LessonEnd {
+            lesson: lesson.number,
+            outcome,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Turns what a lesson returned (or how it panicked) into an outcome.
+fn outcome_of(result: std::thread::Result<anyhow::Result<Outcome>>) -> Outcome {
+    match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => match e.downcast_ref::<Unsupported>() {
+            Some(Unsupported(reason)) => Outcome::Unsupported(reason.clone()),
+            // `{:#}` walks the error chain; aya puts the verifier log in its load error.
+            None => Outcome::Failed(format!("{e:#}")),
+        },
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            Outcome::Failed(format!("the lesson panicked: {msg}"))
+        }
+    }
+}

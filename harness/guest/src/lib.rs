@@ -1,0 +1,142 @@
+//! What a lesson's user-space side gets to work with inside the guest.
+//!
+//! A lesson is a function `fn run(lab: &mut Lab) -> anyhow::Result<Outcome>`. The [`Lab`]
+//! hands it its compiled BPF objects, the kernel's symbols, the trace pipe and a few
+//! workloads, and carries what it prints back to the learner's terminal. Everything about
+//! booting, channels and reporting stays out of the lesson's way.
+#![deny(missing_docs)]
+
+mod kallsyms;
+mod sink;
+mod trace;
+pub mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aya::{Ebpf, EbpfLoader};
+
+pub use bpflab_protocol::Outcome;
+pub use kallsyms::{syscall_candidates, Kallsyms};
+pub use sink::EventSink;
+pub use trace::TracePipe;
+
+/// A lesson cannot run on this kernel. Return it (`Err(Unsupported(..).into())`) and the
+/// lesson is reported as unsupported with the reason, never as passed or failed.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported on this kernel: {0}")]
+pub struct Unsupported(pub String);
+
+/// The lesson's view of the guest.
+pub struct Lab {
+    lesson: u32,
+    objects_dir: PathBuf,
+    parts: Vec<String>,
+    sink: EventSink,
+    trace: Arc<TracePipe>,
+    loader: EbpfLoader<'static>,
+    kallsyms: Option<Kallsyms>,
+}
+
+impl Lab {
+    /// Creates the lab for one lesson. Used by the agent, not by lessons.
+    pub fn new(
+        lesson: u32,
+        objects_dir: PathBuf,
+        parts: Vec<String>,
+        sink: EventSink,
+        trace: Arc<TracePipe>,
+        loader: EbpfLoader<'static>,
+    ) -> Lab {
+        trace.set_lesson(lesson);
+        Lab {
+            lesson,
+            objects_dir,
+            parts,
+            sink,
+            trace,
+            loader,
+            kallsyms: None,
+        }
+    }
+
+    /// Gives back the loader so the next lesson can reuse it (building one reparses the
+    /// kernel's BTF, which costs about half a second under emulation).
+    pub fn into_loader(self) -> EbpfLoader<'static> {
+        self.loader
+    }
+
+    /// Loads one of the lesson's compiled objects (e.g. `"hello.bpf.o"`): creates its maps.
+    /// Programs are verified when the lesson calls `load()` on each of them.
+    pub fn load(&mut self, object: &str) -> anyhow::Result<Ebpf> {
+        let path = self.objects_dir.join(object);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading BPF object {}", path.display()))?;
+        self.loader
+            .load(&bytes)
+            .with_context(|| format!("loading BPF object {object}"))
+    }
+
+    /// The loader used by [`Lab::load`], to change settings first (e.g. a map's size).
+    pub fn loader(&mut self) -> &mut EbpfLoader<'static> {
+        &mut self.loader
+    }
+
+    /// Whether the learner asked for this part of the lesson (all parts when none named).
+    pub fn wants_part(&self, part: &str) -> bool {
+        self.parts.is_empty() || self.parts.iter().any(|p| p == part)
+    }
+
+    /// Tells the learner something about the run (shown between trace lines).
+    pub fn note(&self, text: impl Into<String>) {
+        self.sink.send(&bpflab_protocol::Event::Note {
+            lesson: self.lesson,
+            text: text.into(),
+        });
+    }
+
+    /// Prints a line of the lesson's own output, like the articles' `print` calls.
+    pub fn print(&self, line: impl Into<String>) {
+        self.sink.send(&bpflab_protocol::Event::Output {
+            lesson: self.lesson,
+            line: line.into(),
+        });
+    }
+
+    /// The kernel's symbol table, read once per lesson on first use (it is large: reading
+    /// it takes a moment under emulation).
+    pub fn kallsyms(&mut self) -> anyhow::Result<&Kallsyms> {
+        if self.kallsyms.is_none() {
+            let text = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+            self.kallsyms = Some(Kallsyms::parse(&text));
+        }
+        Ok(self.kallsyms.as_ref().expect("just filled"))
+    }
+
+    /// The first of `candidates` this kernel has. Unsupported (with the names tried) if
+    /// it has none of them.
+    pub fn kernel_symbol(&mut self, candidates: &[&str]) -> anyhow::Result<String> {
+        let syms = self.kallsyms()?;
+        match syms.first_of(candidates) {
+            Some(name) => Ok(name.to_string()),
+            None => Err(Unsupported(format!("no kernel symbol {}", candidates.join(" or "))).into()),
+        }
+    }
+
+    /// The kernel function behind a system call on this kernel and arch, e.g.
+    /// `__x64_sys_clone` (≥ 4.17), `__arm64_sys_clone`, or `sys_clone` (older kernels).
+    pub fn syscall_fnname(&mut self, syscall: &str) -> anyhow::Result<String> {
+        let names = syscall_candidates(syscall, std::env::consts::ARCH);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.kernel_symbol(&names)
+    }
+
+    /// Waits until `count` trace lines containing `needle` arrived since the lesson began
+    /// (or `timeout` passed) and returns those seen. Every trace line is also streamed to
+    /// the learner as it arrives, whether it matches or not.
+    pub fn wait_for_trace(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
+        self.trace.wait_for(needle, count, timeout)
+    }
+}

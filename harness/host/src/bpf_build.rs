@@ -1,0 +1,94 @@
+//! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use crate::arch::Arch;
+use crate::fetch::sha256_bytes;
+use crate::lessons::Lesson;
+use crate::tools;
+
+/// A compiled object and the name the lesson loads it by.
+#[derive(Debug, Clone)]
+pub struct BpfObject {
+    /// File name inside the guest, e.g. `hello.bpf.o`.
+    pub name: String,
+    /// Where it is on the host.
+    pub path: PathBuf,
+}
+
+/// Compiles every program of `lesson` for `arch` into `out_root/<arch>/<lesson dir>/`,
+/// skipping those whose sources and flags did not change.
+pub fn compile_lesson(lesson: &Lesson, arch: Arch, out_root: &Path) -> anyhow::Result<Vec<BpfObject>> {
+    let clang = tools::require("clang", "clang llvm")?;
+    if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
+        bail!("libbpf's headers (bpf/bpf_helpers.h) are missing; install them with: sudo apt-get install libbpf-dev");
+    }
+    let out_dir = out_root.join(arch.name()).join(lesson.dir_name());
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let flags = clang_flags(arch);
+    let inputs_hash = hash_inputs(&lesson.dir, &flags)?;
+    let mut objects = Vec::new();
+    for source in &lesson.programs {
+        let name = format!("{}.o", source.trim_end_matches(".c"));
+        let out = out_dir.join(&name);
+        let stamp = out_dir.join(format!("{name}.inputs"));
+        let fresh = out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
+        if !fresh {
+            let src = lesson.dir.join(source);
+            let output = Command::new(&clang)
+                .args(&flags)
+                .arg("-c")
+                .arg(&src)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .with_context(|| format!("running {}", clang.display()))?;
+            if !output.status.success() {
+                std::fs::remove_file(&out).ok();
+                bail!(
+                    "clang could not compile {}:\n{}",
+                    src.display(),
+                    String::from_utf8_lossy(&output.stderr).trim_end()
+                );
+            }
+            std::fs::write(&stamp, &inputs_hash)?;
+        }
+        objects.push(BpfObject { name, path: out });
+    }
+    Ok(objects)
+}
+
+/// The flags every lesson is compiled with. `-g` keeps BTF, so the verifier's messages
+/// can quote the C line they are about.
+pub fn clang_flags(arch: Arch) -> Vec<String> {
+    let mut flags: Vec<String> = ["-O2", "-g", "-Wall", "-target", "bpf"].map(String::from).to_vec();
+    flags.push(format!("-D{}", arch.bpf_target_define()));
+    // <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the multiarch directory.
+    for multiarch in ["/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu"] {
+        if Path::new(multiarch).join("asm/types.h").is_file() {
+            flags.push(format!("-I{multiarch}"));
+            break;
+        }
+    }
+    flags
+}
+
+/// Hash of everything that affects the objects: the lesson's C sources and headers, and
+/// the flags.
+fn hash_inputs(dir: &Path, flags: &[String]) -> anyhow::Result<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "h"))
+        .collect();
+    files.sort();
+    let mut all = flags.join(" ").into_bytes();
+    for file in files {
+        all.extend(file.file_name().unwrap_or_default().as_encoded_bytes());
+        all.extend(std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+    }
+    Ok(sha256_bytes(&all))
+}

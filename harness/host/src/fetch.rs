@@ -1,0 +1,161 @@
+//! Downloads: with a progress bar, a hash check, and nothing left behind on failure.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use sha2::{Digest, Sha256};
+
+use crate::ui;
+
+/// What a download must turn out to be.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An HTTP client with timeouts suited to mirrors: fail fast when unreachable, but let a
+/// slow mirror finish a large file.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("bpflab/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Downloads `url` to `dest`. With `expected`, the size and SHA-256 must match or the
+/// download is discarded. The file appears at `dest` only once complete and verified.
+pub fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    expected: Option<&Expected>,
+    label: &str,
+) -> anyhow::Result<()> {
+    let dir = dest.parent().context("download destination has no parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut response = agent.get(url).call().map_err(|e| describe_http_error(url, e))?;
+    let length = expected.map(|e| e.size).or_else(|| {
+        response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    let bar = ui::byte_progress(label, length);
+    // A temporary file in the destination directory: removed if anything below fails,
+    // renamed into place (atomically) if everything succeeds.
+    let mut partial = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut reader = response.body_mut().as_reader();
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("downloading {url} (interrupted after {total} bytes)"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        partial
+            .write_all(&buf[..n])
+            .with_context(|| format!("writing {}", partial.path().display()))?;
+        total += n as u64;
+        bar.set_position(total);
+    }
+    bar.finish_and_clear();
+    if let Some(exp) = expected {
+        let actual = hex::encode(hasher.finalize());
+        if total != exp.size {
+            bail!(
+                "downloading {url}: got {total} bytes, the archive index says {}: the download was \
+                 cut short or the mirror is serving a different file; nothing was kept, run again",
+                exp.size
+            );
+        }
+        if actual != exp.sha256 {
+            bail!(
+                "downloading {url}: SHA-256 mismatch (got {actual}, the archive index says {}); \
+                 nothing was kept. If this repeats, the mirror is broken: choose another with \
+                 {}",
+                exp.sha256,
+                crate::debian::mirror::MIRROR_ENV
+            );
+        }
+    }
+    partial.as_file().sync_all().ok();
+    partial
+        .persist(dest)
+        .with_context(|| format!("moving the download into {}", dest.display()))?;
+    Ok(())
+}
+
+/// Fetches a small text file (an index) into memory.
+pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
+    let mut response = agent.get(url).call().map_err(|e| describe_http_error(url, e))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .with_context(|| format!("reading {url}"))
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// SHA-256 of bytes, lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::StatusCode(404) => anyhow::anyhow!("{url}: not found on the mirror (HTTP 404)"),
+        ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: the mirror answered HTTP {code}"),
+        other => anyhow::anyhow!(
+            "{url}: mirror unreachable ({other}); check the network or choose another mirror with {}",
+            crate::debian::mirror::MIRROR_ENV
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_match_known_values() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"abc").unwrap();
+        assert_eq!(sha256_file(&f).unwrap(), sha256_bytes(b"abc"));
+    }
+}

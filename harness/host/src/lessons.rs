@@ -1,0 +1,87 @@
+//! The lessons in the source tree: each directory under `lessons/` with a `lesson.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// A lesson as described by its `lesson.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    /// Number the learner types.
+    pub number: u32,
+    /// Short name.
+    pub name: String,
+    /// One-line title.
+    pub title: String,
+    /// C sources of the kernel side, relative to the lesson directory.
+    pub programs: Vec<String>,
+    /// Named parts the learner can pick with `--part` (empty: the lesson has one part).
+    #[serde(default)]
+    pub parts: Vec<String>,
+    /// The lesson's directory (filled in on discovery).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl Lesson {
+    /// The directory's name (`01-hello`), also its name inside the guest.
+    pub fn dir_name(&self) -> String {
+        self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+}
+
+/// Finds every lesson below `root`, ordered by number.
+pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
+    let mut lessons = Vec::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(2).max_depth(2) {
+        let entry = entry.with_context(|| format!("listing {}", root.display()))?;
+        if entry.file_name() != "lesson.toml" {
+            continue;
+        }
+        let path = entry.path();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut lesson: Lesson = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        lesson.dir = path.parent().expect("file has a parent").to_path_buf();
+        lessons.push(lesson);
+    }
+    lessons.sort_by_key(|l| l.number);
+    for pair in lessons.windows(2) {
+        if pair[0].number == pair[1].number {
+            bail!("lessons {} and {} both have number {}", pair[0].dir.display(), pair[1].dir.display(), pair[0].number);
+        }
+    }
+    Ok(lessons)
+}
+
+/// Picks lesson `number`, or explains which exist.
+pub fn find(lessons: &[Lesson], number: u32) -> anyhow::Result<&Lesson> {
+    lessons.iter().find(|l| l.number == number).with_context(|| {
+        let known: Vec<String> = lessons.iter().map(|l| format!("{} ({})", l.number, l.name)).collect();
+        format!("there is no lesson {number}; lessons are: {} (`bpflab lessons` lists them)", known.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_lessons_of_the_source_tree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+        let lessons = discover(&root).unwrap();
+        let hello = find(&lessons, 1).unwrap();
+        assert_eq!(hello.name, "hello");
+        assert_eq!(hello.dir_name(), "01-hello");
+        assert!(hello.dir.join(&hello.programs[0]).is_file());
+    }
+
+    #[test]
+    fn an_unknown_number_lists_the_known_ones() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+        let lessons = discover(&root).unwrap();
+        let err = find(&lessons, 99).unwrap_err().to_string();
+        assert!(err.contains("no lesson 99") && err.contains("1 (hello)"), "{err}");
+    }
+}

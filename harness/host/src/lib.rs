@@ -1,0 +1,27 @@
+//! bpflab: run eBPF lessons inside QEMU guests, on any kernel, without root.
+//!
+//! The pipeline, one module per stage: [`catalog`] → [`kernel`] (via [`debian`] and
+//! [`fetch`]) → [`agent_build`] and [`bpf_build`] → [`initramfs`] → [`qemu`] / [`vm`] →
+//! events ([`bpflab_protocol`]) → [`ui`] or [`normalize`] for snapshots. [`run`] wires
+//! them together.
+#![deny(missing_docs)]
+
+pub mod accel;
+pub mod agent_build;
+pub mod arch;
+pub mod bpf_build;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod debian;
+pub mod fetch;
+pub mod initramfs;
+pub mod interrupt;
+pub mod kernel;
+pub mod lessons;
+pub mod normalize;
+pub mod qemu;
+pub mod run;
+pub mod tools;
+pub mod ui;
+pub mod vm;

@@ -1,0 +1,197 @@
+//! The QEMU command line for a lesson VM (pure: what to run, not running it).
+
+use std::path::{Path, PathBuf};
+
+use crate::accel::Accel;
+use crate::arch::Arch;
+
+/// The machine type QEMU emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Machine {
+    /// x86-64 `microvm`: no PCI, no firmware scan; the fastest boot.
+    Microvm,
+    /// x86-64 `pc`: the standard PC, slower to boot, works with any x86 kernel.
+    Pc,
+    /// arm64 `virt`.
+    Virt,
+}
+
+impl Machine {
+    /// The default machine for an arch.
+    pub fn default_for(arch: Arch) -> Machine {
+        match arch {
+            Arch::X86_64 => Machine::Microvm,
+            Arch::Arm64 => Machine::Virt,
+        }
+    }
+}
+
+/// How the guest's event channel reaches the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A second serial port of its own: kernel messages can never mix with events.
+    SecondSerial,
+    /// Events share the console port, recognised by their marker.
+    SharedConsole,
+}
+
+/// Everything that decides the command line.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// Guest arch.
+    pub arch: Arch,
+    /// KVM or TCG.
+    pub accel: Accel,
+    /// Machine type.
+    pub machine: Machine,
+    /// Kernel image.
+    pub kernel: PathBuf,
+    /// Initramfs.
+    pub initrd: PathBuf,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Path prefix of the channel FIFOs (`<prefix>.in`, `<prefix>.out`).
+    pub channel_fifo: PathBuf,
+    /// Host CPU kHz for `tsc_early_khz` (TCG on x86 only).
+    pub tsc_khz: Option<u64>,
+    /// Show the whole boot log (no `quiet`).
+    pub verbose_kernel: bool,
+}
+
+impl QemuConfig {
+    /// Where the channel comes out, and the device the guest writes it to.
+    pub fn channel(&self) -> (ChannelKind, &'static str) {
+        match self.arch {
+            Arch::X86_64 => (ChannelKind::SecondSerial, "/dev/ttyS1"),
+            // QEMU's arm64 `virt` machine has a single non-secure UART.
+            Arch::Arm64 => (ChannelKind::SharedConsole, "/dev/ttyAMA0"),
+        }
+    }
+
+    /// The kernel command line.
+    pub fn kernel_cmdline(&self) -> String {
+        let console = match self.arch {
+            Arch::X86_64 => "ttyS0",
+            Arch::Arm64 => "ttyAMA0",
+        };
+        let mut args = vec![
+            format!("console={console}"),
+            "rdinit=/init".into(),
+            // Reboot at once on panic; with -no-reboot QEMU then exits.
+            "panic=-1".into(),
+            // An oops in a probe should end the run, not leave a half-working guest.
+            "oops=panic".into(),
+            "nokaslr".into(),
+        ];
+        if !self.verbose_kernel {
+            args.push("quiet".into());
+        }
+        if self.arch == Arch::X86_64 {
+            // No PS/2 controller is emulated: skip probing for one.
+            args.extend(["i8042.noaux", "i8042.nokbd", "i8042.nopnp"].map(String::from));
+            if self.accel == Accel::Tcg {
+                if let Some(khz) = self.tsc_khz {
+                    args.push(format!("tsc_early_khz={khz}"));
+                }
+            }
+        }
+        args.join(" ")
+    }
+
+    /// The full argument list for [`Arch::qemu_binary`].
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+        push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        match self.accel {
+            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => push(&["-accel", "tcg"]),
+        }
+        match self.machine {
+            // pit/pic/rtc: under TCG a microvm guest without them hangs in timer setup.
+            Machine::Microvm => push(&["-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on"]),
+            Machine::Pc => push(&["-M", "pc"]),
+            Machine::Virt => push(&["-M", "virt"]),
+        }
+        if self.arch == Arch::Arm64 && self.accel == Accel::Tcg {
+            // The fastest CPU model to emulate that every catalog kernel boots on.
+            push(&["-cpu", "cortex-a57"]);
+        }
+        let mem = self.memory_mib.to_string();
+        push(&["-smp", "1", "-m", &mem]);
+        push(&["-kernel", &path(&self.kernel), "-initrd", &path(&self.initrd)]);
+        let cmdline = self.kernel_cmdline();
+        push(&["-append", &cmdline]);
+        // Console on QEMU's stdout; the channel on FIFOs.
+        push(&["-chardev", "stdio,id=console,signal=off"]);
+        let fifo = format!("pipe,id=channel,path={}", path(&self.channel_fifo));
+        push(&["-chardev", &fifo]);
+        match (self.channel().0, self.machine) {
+            (ChannelKind::SecondSerial, Machine::Microvm) => {
+                push(&["-serial", "chardev:console", "-device", "isa-serial,chardev=channel,index=1"])
+            }
+            (ChannelKind::SecondSerial, _) => push(&["-serial", "chardev:console", "-serial", "chardev:channel"]),
+            (ChannelKind::SharedConsole, _) => push(&["-serial", "chardev:console"]),
+        }
+        a
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(arch: Arch, accel: Accel) -> QemuConfig {
+        QemuConfig {
+            arch,
+            accel,
+            machine: Machine::default_for(arch),
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/t/initrd".into(),
+            memory_mib: 512,
+            channel_fifo: "/t/channel".into(),
+            tsc_khz: Some(2445404),
+            verbose_kernel: false,
+        }
+    }
+
+    #[test]
+    fn tcg_microvm_gets_its_timers_and_tsc_rate() {
+        let c = config(Arch::X86_64, Accel::Tcg);
+        let args = c.args().join(" ");
+        assert!(args.contains("microvm,pit=on,pic=on,rtc=on"), "{args}");
+        assert!(args.contains("-accel tcg"));
+        assert!(c.kernel_cmdline().contains("tsc_early_khz=2445404"));
+        assert!(c.kernel_cmdline().contains("console=ttyS0"));
+        assert!(args.contains("isa-serial,chardev=channel,index=1"));
+    }
+
+    #[test]
+    fn kvm_needs_no_tsc_hint() {
+        let c = config(Arch::X86_64, Accel::Kvm);
+        assert!(!c.kernel_cmdline().contains("tsc_early_khz"));
+        assert!(c.args().join(" ").contains("-accel kvm -cpu host"));
+    }
+
+    #[test]
+    fn arm64_uses_virt_and_its_uart() {
+        let c = config(Arch::Arm64, Accel::Tcg);
+        let args = c.args().join(" ");
+        assert!(args.contains("-M virt") && args.contains("-cpu cortex-a57"), "{args}");
+        assert!(c.kernel_cmdline().contains("console=ttyAMA0"));
+        assert_eq!(c.channel().0, ChannelKind::SharedConsole);
+    }
+
+    #[test]
+    fn the_guest_has_no_network_and_no_shared_directory() {
+        let args = config(Arch::X86_64, Accel::Tcg).args().join(" ");
+        assert!(args.contains("-nodefaults"));
+        for forbidden in ["-netdev", "-nic", "virtfs", "9p", "-drive"] {
+            assert!(!args.contains(forbidden), "{forbidden} in {args}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Host programs bpflab runs, and what to tell the user when one is missing.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+/// Finds `program` on PATH, or fails with the one line that installs it.
+pub fn require(program: &str, debian_package: &str) -> anyhow::Result<PathBuf> {
+    match which(program) {
+        Some(path) => Ok(path),
+        None => bail!(
+            "{program} is not installed; install it with: sudo apt-get install {debian_package}"
+        ),
+    }
+}
+
+/// `program`'s path if it is on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_its_package() {
+        let err = require("bpflab-no-such-tool", "bpflab-pkg").unwrap_err().to_string();
+        assert!(err.contains("sudo apt-get install bpflab-pkg"), "{err}");
+        assert!(which("sh").is_some());
+    }
+}

@@ -1,0 +1,186 @@
+//! Everything bpflab shows on the terminal: status lines, progress bars, and the live
+//! rendering of a guest's events. Progress bars hide themselves when stderr is not a
+//! terminal (CI logs, tests).
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A one-line status message on stderr.
+pub fn status(msg: impl AsRef<str>) {
+    eprintln!("bpflab: {}", msg.as_ref());
+}
+
+/// A spinner for work of unknown length.
+pub fn spinner(msg: impl Into<String>) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+    );
+    bar.set_message(msg.into());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// A byte counter for a download of known (or unknown) size.
+pub fn byte_progress(label: &str, len: Option<u64>) -> ProgressBar {
+    let bar = match len {
+        Some(len) => {
+            let bar = ProgressBar::new(len);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        }
+        None => spinner(""),
+    };
+    bar.set_message(format!("downloading {label}"));
+    bar
+}
+
+use bpflab_protocol::{Event, Outcome};
+use console::style;
+
+use crate::accel::Accel;
+use crate::run::{Progress, RunResult, Timings};
+use crate::vm::{VmEnd, VmLine};
+
+/// Renders a run live: stages, the boot, and every event as the guest sends it.
+pub struct LiveView {
+    verbose: bool,
+    booting: Option<ProgressBar>,
+    accel_note: Option<String>,
+}
+
+impl LiveView {
+    /// `verbose` also shows the guest's console (kernel messages).
+    pub fn new(verbose: bool) -> LiveView {
+        LiveView {
+            verbose,
+            booting: None,
+            accel_note: None,
+        }
+    }
+
+    /// Shows one piece of progress.
+    pub fn show(&mut self, progress: Progress) {
+        match progress {
+            Progress::Stage("kernel", what) => status(format!("kernel: {what}")),
+            Progress::Stage(_, what) if self.verbose => status(what),
+            Progress::Stage(..) => {}
+            Progress::Accel(choice) => {
+                if choice.accel == Accel::Tcg {
+                    self.accel_note = Some(format!("TCG emulation ({})", choice.reason));
+                }
+            }
+            Progress::Booting(kernel) => {
+                if let Some(note) = self.accel_note.take() {
+                    status(note);
+                }
+                self.booting = Some(spinner(format!("booting {} ({})", kernel.series, kernel.arch)));
+            }
+            Progress::Vm(VmLine::Console(line)) => {
+                if self.verbose {
+                    self.println(format!("{} {}", style("│").dim(), style(line).dim()));
+                }
+            }
+            Progress::Vm(VmLine::Event(event)) => self.event(event),
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Ready { kernel, machine, boot_ms } => {
+                if let Some(bar) = self.booting.take() {
+                    bar.finish_and_clear();
+                }
+                status(format!(
+                    "guest up: Linux {kernel} ({machine}), init after {:.2}s of guest time",
+                    *boot_ms as f64 / 1000.0
+                ));
+            }
+            Event::LessonStart { lesson } => {
+                self.println(format!("{}", style(format!("── lesson {lesson} ──")).bold()));
+            }
+            Event::Note { text, .. } => self.println(format!("{} {text}", style("•").cyan())),
+            Event::Output { line, .. } => self.println(line.clone()),
+            Event::Trace { line, .. } => self.println(format!("{}", style(line).green())),
+            Event::LessonEnd { lesson, outcome, elapsed_ms } => {
+                let secs = *elapsed_ms as f64 / 1000.0;
+                self.println(outcome_line(*lesson, outcome, Some(secs)));
+            }
+            Event::AgentError { message } => {
+                self.println(format!("{} guest agent: {message}", style("error:").red().bold()))
+            }
+            Event::Done => {}
+        }
+    }
+
+    fn println(&self, line: String) {
+        match &self.booting {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    /// Clears anything still on screen (a spinner) when the run ends.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.booting.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `✔ lesson 1 passed: ...` and friends.
+pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String {
+    let took = secs.map(|s| format!(" ({s:.2}s)")).unwrap_or_default();
+    match outcome {
+        Outcome::Passed(r) => format!("{} lesson {lesson} passed{took}: {r}", style("✔").green().bold()),
+        Outcome::Failed(r) => format!("{} lesson {lesson} failed{took}: {r}", style("✘").red().bold()),
+        Outcome::Unsupported(r) => {
+            format!("{} lesson {lesson} unsupported on this kernel{took}: {r}", style("⚠").yellow().bold())
+        }
+    }
+}
+
+/// After the run: explains a VM that did not end normally, with the console's last words.
+pub fn explain_end(result: &RunResult) {
+    let headline = match &result.vm.end {
+        VmEnd::Finished => return,
+        VmEnd::KernelPanic => "the guest kernel panicked".to_string(),
+        VmEnd::TimedOut(t) => format!(
+            "the guest did not finish within {}s and was stopped (raise --timeout if the machine is just slow)",
+            t.as_secs()
+        ),
+        VmEnd::ExitedEarly(why) => why.clone(),
+        VmEnd::Interrupted => "interrupted".to_string(),
+    };
+    eprintln!("{} {headline}", style("error:").red().bold());
+    if !result.vm.console_tail.is_empty() {
+        eprintln!("last lines of the guest console:");
+        for line in &result.vm.console_tail {
+            eprintln!("  {} {line}", style("│").dim());
+        }
+    }
+    if !result.vm.qemu_stderr.is_empty() {
+        eprintln!("QEMU said:\n  {}", result.vm.qemu_stderr.replace('\n', "\n  "));
+    }
+}
+
+/// The `--timings` table.
+pub fn print_timings(t: &Timings) {
+    let secs = |d: Option<Duration>| d.map(|d| format!("{:.2}s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
+    eprintln!("timings:");
+    eprintln!("  kernel (fetch/cache)   {}", secs(Some(t.kernel)));
+    eprintln!("  build (agent + clang)  {}", secs(Some(t.build)));
+    eprintln!("  initramfs              {}", secs(Some(t.initramfs)));
+    eprintln!("  boot (QEMU → agent)    {}   of which guest kernel → init {}", secs(t.boot), secs(t.guest_boot));
+    eprintln!("  first trace line       {}   after QEMU start", secs(t.first_trace));
+    eprintln!("  lessons                {}", secs(t.lessons));
+    eprintln!("  shutdown               {}", secs(t.shutdown));
+    eprintln!("  total                  {}", secs(Some(t.total)));
+}

@@ -1,0 +1,340 @@
+//! Running one QEMU guest: start it, stream its console and event channel, notice panics,
+//! hangs and Ctrl-C, and make sure it is gone (with nothing left behind) when this returns.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bpflab_protocol::{Event, EVENT_MARKER};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+
+use crate::interrupt;
+use crate::qemu::{ChannelKind, QemuConfig};
+
+/// What the VM produced, line by line, as it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmLine {
+    /// A line of the guest's console (kernel messages, agent diagnostics).
+    Console(String),
+    /// An event from the guest agent.
+    Event(Event),
+}
+
+/// How the VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmEnd {
+    /// The agent finished its plan and the guest powered off.
+    Finished,
+    /// The guest kernel panicked.
+    KernelPanic,
+    /// Nothing finished before the timeout; QEMU was killed.
+    TimedOut(Duration),
+    /// QEMU exited before the agent finished (bad arguments, unbootable kernel, crash).
+    ExitedEarly(String),
+    /// The user pressed Ctrl-C; QEMU was killed.
+    Interrupted,
+}
+
+/// The end of a VM and what helps explain it.
+#[derive(Debug, Clone)]
+pub struct VmReport {
+    /// How it ended.
+    pub end: VmEnd,
+    /// The last console lines (the useful part of a panic or a hang).
+    pub console_tail: Vec<String>,
+    /// What QEMU itself printed on stderr.
+    pub qemu_stderr: String,
+    /// From start to QEMU's exit.
+    pub wall: Duration,
+}
+
+const TAIL_LINES: usize = 40;
+/// After a panic, how long to keep reading so the whole oops reaches the user.
+const PANIC_DRAIN: Duration = Duration::from_millis(800);
+/// After the agent's `Done`, how long the guest gets to power off by itself.
+const POWEROFF_GRACE: Duration = Duration::from_secs(5);
+
+/// Boots the VM described by `config` with `qemu` and reports every line to `on_line`.
+/// The channel FIFOs are created at `config.channel_fifo` (`.in`/`.out`); the caller owns
+/// the directory they are in.
+pub fn run(
+    qemu: &Path,
+    config: &QemuConfig,
+    timeout: Duration,
+    mut on_line: impl FnMut(VmLine),
+) -> anyhow::Result<VmReport> {
+    let fifo_out = make_channel_fifos(&config.channel_fifo)?;
+    let started = Instant::now();
+    let mut child = spawn(qemu, config)?;
+    // From here on, every path out of this function goes through `finish`, which kills
+    // and reaps QEMU.
+    let result = pump(&mut child, fifo_out, config.channel().0, started, timeout, &mut on_line);
+    let _ = child.kill();
+    let status = child.wait().ok();
+    let mut report = result?;
+    report.wall = started.elapsed();
+    if let VmEnd::ExitedEarly(reason) = &mut report.end {
+        if let Some(status) = status {
+            *reason = format!("QEMU exited ({status}) before the guest finished");
+        }
+    }
+    Ok(report)
+}
+
+fn make_channel_fifos(prefix: &Path) -> anyhow::Result<OwnedFd> {
+    for suffix in ["in", "out"] {
+        let path = prefix.with_extension(suffix);
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).context("FIFO path has a NUL")?;
+        // SAFETY: valid path string.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("creating the FIFO {}", path.display()));
+        }
+    }
+    // Opened before QEMU starts, non-blocking, so neither side waits for the other.
+    let out = prefix.with_extension("out");
+    let c = CString::new(out.as_os_str().as_encoded_bytes()).context("FIFO path has a NUL")?;
+    // SAFETY: valid path; the returned descriptor is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("opening {}", out.display()));
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn spawn(qemu: &Path, config: &QemuConfig) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(qemu);
+    cmd.args(config.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Its own process group: Ctrl-C goes to bpflab, which stops QEMU itself.
+            libc::setpgid(0, 0);
+            // If bpflab dies without cleaning up (SIGKILL), QEMU dies with it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().with_context(|| format!("starting {}", qemu.display()))?;
+    for fd in [child.stdout.as_ref().map(|s| s.as_raw_fd()), child.stderr.as_ref().map(|s| s.as_raw_fd())]
+        .into_iter()
+        .flatten()
+    {
+        set_nonblocking(fd);
+    }
+    Ok(child)
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+const CONSOLE: u64 = 1;
+const STDERR: u64 = 2;
+const CHANNEL: u64 = 3;
+const WAKE: u64 = 4;
+
+fn pump(
+    child: &mut Child,
+    channel: OwnedFd,
+    kind: ChannelKind,
+    started: Instant,
+    timeout: Duration,
+    on_line: &mut impl FnMut(VmLine),
+) -> anyhow::Result<VmReport> {
+    let epoll = Epoll::new().context("epoll_create")?;
+    let mut console = child.stdout.take().context("QEMU stdout")?;
+    let mut stderr = child.stderr.take().context("QEMU stderr")?;
+    let mut channel = std::fs::File::from(channel);
+    let watch = |fd: RawFd, token: u64| {
+        epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
+    };
+    watch(console.as_raw_fd(), CONSOLE)?;
+    watch(stderr.as_raw_fd(), STDERR)?;
+    watch(channel.as_raw_fd(), CHANNEL)?;
+    if let Some(fd) = interrupt::wake_fd() {
+        watch(fd, WAKE)?;
+    }
+
+    let deadline = started + timeout;
+    let mut console_buf = LineBuffer::default();
+    let mut channel_buf = LineBuffer::default();
+    let mut stderr_text = Vec::new();
+    let mut tail = VecDeque::new();
+    let mut panicked = false;
+    let mut done = false;
+    let mut stop_at: Option<Instant> = None;
+    let mut events = vec![EpollEvent::default(); 8];
+
+    let handle_console = |line: String, tail: &mut VecDeque<String>, on_line: &mut dyn FnMut(VmLine)| -> (bool, bool) {
+        // On a shared console, events are the lines carrying the marker.
+        if kind == ChannelKind::SharedConsole && line.contains(EVENT_MARKER) {
+            if let Some(event) = Event::from_line(&line) {
+                let is_done = event == Event::Done;
+                on_line(VmLine::Event(event));
+                return (false, is_done);
+            }
+        }
+        let panic = line.contains("Kernel panic - not syncing");
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.clone());
+        on_line(VmLine::Console(line));
+        (panic, false)
+    };
+
+    let end = loop {
+        let now = Instant::now();
+        if interrupt::interrupted() {
+            break VmEnd::Interrupted;
+        }
+        if now >= deadline {
+            break VmEnd::TimedOut(timeout);
+        }
+        if let Some(at) = stop_at {
+            if now >= at {
+                break if panicked { VmEnd::KernelPanic } else { VmEnd::Finished };
+            }
+        }
+        let wait = deadline.min(stop_at.unwrap_or(deadline)).saturating_duration_since(now);
+        let n = match epoll.wait(wait.as_millis().clamp(1, 200) as i32, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e).context("epoll_wait"),
+        };
+        for event in &events[..n] {
+            match event.data() {
+                CONSOLE => {
+                    for line in console_buf.read_lines(&mut console) {
+                        let (panic, is_done) = handle_console(line, &mut tail, on_line);
+                        if panic && !panicked {
+                            panicked = true;
+                            stop_at = Some(Instant::now() + PANIC_DRAIN);
+                        }
+                        if is_done {
+                            done = true;
+                            stop_at.get_or_insert(Instant::now() + POWEROFF_GRACE);
+                        }
+                    }
+                    if console_buf.eof {
+                        epoll.ctl(ControlOperation::Delete, console.as_raw_fd(), EpollEvent::default()).ok();
+                    }
+                }
+                STDERR => {
+                    let mut buf = [0u8; 4096];
+                    match stderr.read(&mut buf) {
+                        Ok(0) => {
+                            epoll.ctl(ControlOperation::Delete, stderr.as_raw_fd(), EpollEvent::default()).ok();
+                        }
+                        Ok(k) => stderr_text.extend_from_slice(&buf[..k]),
+                        Err(_) => {}
+                    }
+                }
+                CHANNEL => {
+                    for line in channel_buf.read_lines(&mut channel) {
+                        if let Some(event) = Event::from_line(&line) {
+                            if event == Event::Done {
+                                done = true;
+                                stop_at.get_or_insert(Instant::now() + POWEROFF_GRACE);
+                            }
+                            on_line(VmLine::Event(event));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            // Drain what is still in the pipes: the last lines are often the important ones.
+            for line in console_buf.read_lines(&mut console) {
+                panicked |= handle_console(line, &mut tail, on_line).0;
+            }
+            for line in channel_buf.read_lines(&mut channel) {
+                if let Some(event) = Event::from_line(&line) {
+                    done |= event == Event::Done;
+                    on_line(VmLine::Event(event));
+                }
+            }
+            let _ = stderr.read_to_end(&mut stderr_text);
+            break if panicked {
+                VmEnd::KernelPanic
+            } else if done {
+                VmEnd::Finished
+            } else {
+                VmEnd::ExitedEarly(format!("QEMU exited ({status}) before the guest finished"))
+            };
+        }
+    };
+    Ok(VmReport {
+        end,
+        console_tail: tail.into(),
+        qemu_stderr: String::from_utf8_lossy(&stderr_text).trim_end().to_string(),
+        wall: started.elapsed(),
+    })
+}
+
+/// Bytes in, complete lines out.
+#[derive(Default)]
+struct LineBuffer {
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+impl LineBuffer {
+    /// Reads whatever is available now (non-blocking) and returns the complete lines.
+    fn read_lines(&mut self, source: &mut impl Read) -> Vec<String> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match source.read(&mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break, // WouldBlock: nothing more for now
+            }
+        }
+        self.take_lines()
+    }
+
+    fn take_lines(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.pending.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&raw);
+            lines.push(text.trim_end_matches(['\n', '\r']).replace('\r', ""));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_buffer_keeps_partial_lines_for_later() {
+        let mut lb = LineBuffer::default();
+        let mut part1: &[u8] = b"first\r\nsec";
+        assert_eq!(lb.read_lines(&mut part1), vec!["first".to_string()]);
+        let mut part2: &[u8] = b"ond\nthird";
+        assert_eq!(lb.read_lines(&mut part2), vec!["second".to_string()]);
+        assert_eq!(lb.pending, b"third");
+    }
+}
