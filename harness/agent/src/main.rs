@@ -35,7 +35,8 @@ fn main() {
 
 fn prepare() -> anyhow::Result<(Plan, EventSink)> {
     system::mount_pseudo_filesystems()?;
-    let text = std::fs::read_to_string(PLAN_PATH).with_context(|| format!("reading {PLAN_PATH}"))?;
+    let text =
+        std::fs::read_to_string(PLAN_PATH).with_context(|| format!("reading {PLAN_PATH}"))?;
     let plan: Plan = serde_json::from_str(&text).with_context(|| format!("parsing {PLAN_PATH}"))?;
     let channel = system::open_channel(&plan.channel)?;
     Ok((plan, EventSink::new(Box::new(channel))))

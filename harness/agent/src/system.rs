@@ -15,7 +15,10 @@ pub fn mount_pseudo_filesystems() -> anyhow::Result<()> {
     for (fstype, target) in required {
         mount(fstype, target).with_context(|| format!("mounting {fstype} on {target}"))?;
     }
-    for (fstype, target) in [("debugfs", "/sys/kernel/debug"), ("tracefs", "/sys/kernel/tracing")] {
+    for (fstype, target) in [
+        ("debugfs", "/sys/kernel/debug"),
+        ("tracefs", "/sys/kernel/tracing"),
+    ] {
         if let Err(e) = mount(fstype, target) {
             eprintln!("bpflab-agent: {fstype} not mounted on {target}: {e}");
         }
@@ -29,7 +32,13 @@ fn mount(fstype: &str, target: &str) -> std::io::Result<()> {
     let target_c = CString::new(target).expect("no NUL");
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {
-        libc::mount(source.as_ptr(), target_c.as_ptr(), source.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY) {
         Ok(())
@@ -78,7 +87,9 @@ pub fn uname() -> (String, String) {
         let mut u: libc::utsname = std::mem::zeroed();
         libc::uname(&mut u);
         let field = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
         };
         (field(&u.release), field(&u.machine))
     }
@@ -86,7 +97,10 @@ pub fn uname() -> (String, String) {
 
 /// Milliseconds since the kernel started (includes the time before init ran).
 pub fn boottime_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000

@@ -21,7 +21,8 @@ impl Kallsyms {
         let mut by_addr = Vec::new();
         for line in text.lines() {
             let mut fields = line.split_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
+            let (Some(addr), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
             else {
                 continue;
             };
@@ -115,7 +116,10 @@ ffffffffc0002000 t virtio_probe\t[virtio]
         let names = syscall_candidates("clone", "x86_64");
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         assert_eq!(syms.first_of(&names), Some("sys_clone"));
-        assert_eq!(syscall_candidates("clone", "aarch64")[0], "__arm64_sys_clone");
+        assert_eq!(
+            syscall_candidates("clone", "aarch64")[0],
+            "__arm64_sys_clone"
+        );
     }
 
     #[test]

@@ -109,7 +109,8 @@ impl Lab {
     /// it takes a moment under emulation).
     pub fn kallsyms(&mut self) -> anyhow::Result<&Kallsyms> {
         if self.kallsyms.is_none() {
-            let text = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+            let text =
+                std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
             self.kallsyms = Some(Kallsyms::parse(&text));
         }
         Ok(self.kallsyms.as_ref().expect("just filled"))
@@ -121,7 +122,9 @@ impl Lab {
         let syms = self.kallsyms()?;
         match syms.first_of(candidates) {
             Some(name) => Ok(name.to_string()),
-            None => Err(Unsupported(format!("no kernel symbol {}", candidates.join(" or "))).into()),
+            None => {
+                Err(Unsupported(format!("no kernel symbol {}", candidates.join(" or "))).into())
+            }
         }
     }
 

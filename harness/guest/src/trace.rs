@@ -58,7 +58,11 @@ impl TracePipe {
         let deadline = Instant::now() + timeout;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let matching: Vec<String> = seen.iter().filter(|l| l.contains(needle)).cloned().collect();
+            let matching: Vec<String> = seen
+                .iter()
+                .filter(|l| l.contains(needle))
+                .cloned()
+                .collect();
             let now = Instant::now();
             if matching.len() >= count || now >= deadline {
                 return matching;
@@ -84,7 +88,10 @@ impl TracePipe {
                 lesson,
                 line: line.clone(),
             });
-            self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line);
             self.arrived.notify_all();
         }
     }

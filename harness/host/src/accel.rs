@@ -48,7 +48,10 @@ pub struct AccelChoice {
 
 /// Decides the accelerator for a guest of `arch` on this host.
 pub fn choose(request: AccelRequest, arch: Arch) -> anyhow::Result<AccelChoice> {
-    let kvm = kvm_usable(arch, &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+    let kvm = kvm_usable(
+        arch,
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    );
     match (request, kvm) {
         (AccelRequest::Tcg, _) => Ok(AccelChoice {
             accel: Accel::Tcg,
@@ -70,14 +73,24 @@ pub fn choose(request: AccelRequest, arch: Arch) -> anyhow::Result<AccelChoice> 
 /// `/proc/cpuinfo` (a parameter so the decision is testable).
 pub fn kvm_usable(arch: Arch, cpuinfo: &str) -> Result<(), String> {
     if Arch::host() != Some(arch) {
-        return Err(format!("the guest is {arch}, the host is not: emulating with TCG"));
+        return Err(format!(
+            "the guest is {arch}, the host is not: emulating with TCG"
+        ));
     }
     let dev = std::path::Path::new("/dev/kvm");
     if !dev.exists() {
         return Err("no /dev/kvm (KVM module not loaded or not exposed): using TCG".into());
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open(dev).is_err() {
-        return Err("/dev/kvm is not accessible to this user (add yourself to the kvm group): using TCG".into());
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .is_err()
+    {
+        return Err(
+            "/dev/kvm is not accessible to this user (add yourself to the kvm group): using TCG"
+                .into(),
+        );
     }
     if arch == Arch::X86_64 && !cpu_has_virtualisation(cpuinfo) {
         return Err("/dev/kvm exists but the CPU has no vmx/svm (a VM without nested virtualisation): using TCG".into());
@@ -98,7 +111,13 @@ fn cpu_has_virtualisation(cpuinfo: &str) -> bool {
 pub fn host_cpu_khz(cpuinfo: &str) -> Option<u64> {
     cpuinfo.lines().find_map(|l| {
         let (key, value) = l.split_once(':')?;
-        (key.trim() == "cpu MHz").then(|| value.trim().parse::<f64>().ok().map(|mhz| (mhz * 1000.0) as u64))?
+        (key.trim() == "cpu MHz").then(|| {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .map(|mhz| (mhz * 1000.0) as u64)
+        })?
     })
 }
 
@@ -115,7 +134,10 @@ mod tests {
 
     #[test]
     fn reads_the_clock_rate() {
-        assert_eq!(host_cpu_khz("model name\t: X\ncpu MHz\t\t: 2445.404\n"), Some(2445404));
+        assert_eq!(
+            host_cpu_khz("model name\t: X\ncpu MHz\t\t: 2445.404\n"),
+            Some(2445404)
+        );
         assert_eq!(host_cpu_khz("nothing here"), None);
     }
 
@@ -123,7 +145,11 @@ mod tests {
     fn tcg_is_always_possible() {
         let choice = choose(AccelRequest::Tcg, Arch::Arm64).unwrap();
         assert_eq!(choice.accel, Accel::Tcg);
-        let other = if Arch::host() == Some(Arch::X86_64) { Arch::Arm64 } else { Arch::X86_64 };
+        let other = if Arch::host() == Some(Arch::X86_64) {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        };
         assert!(kvm_usable(other, "").unwrap_err().contains("TCG"));
     }
 }

@@ -20,7 +20,15 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
     let spinner = ui::spinner(format!("building the guest agent for {arch}"));
     let output = Command::new(&cargo)
         .current_dir(source_root)
-        .args(["build", "--quiet", "-p", "bpflab-agent", "--profile", "guest", "--target"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "bpflab-agent",
+            "--profile",
+            "guest",
+            "--target",
+        ])
         .arg(arch.rust_target())
         .arg("--target-dir")
         .arg(&target_dir)
@@ -33,7 +41,9 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr).trim_end()
         );
     }
-    let binary = target_dir.join(arch.rust_target()).join("guest/bpflab-agent");
+    let binary = target_dir
+        .join(arch.rust_target())
+        .join("guest/bpflab-agent");
     if !binary.is_file() {
         bail!("cargo reported success but {} is missing", binary.display());
     }
@@ -49,13 +59,19 @@ fn ensure_rust_target(arch: Arch) -> anyhow::Result<()> {
         .output()
         .context("running rustc --print sysroot")?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if Path::new(&sysroot).join("lib/rustlib").join(target).is_dir() {
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .is_dir()
+    {
         return Ok(());
     }
     if crate::tools::which("rustup").is_none() {
         bail!("the Rust target {target} is missing and rustup is not available to add it");
     }
-    ui::status(format!("adding the Rust target {target} (once) with rustup"));
+    ui::status(format!(
+        "adding the Rust target {target} (once) with rustup"
+    ));
     let status = Command::new("rustup")
         .args(["target", "add", target])
         .status()

@@ -79,7 +79,9 @@ impl FromStr for Arch {
         match s {
             "x86_64" | "x86-64" | "amd64" | "x64" => Ok(Arch::X86_64),
             "arm64" | "aarch64" => Ok(Arch::Arm64),
-            other => Err(format!("unknown architecture `{other}` (use x86_64 or arm64)")),
+            other => Err(format!(
+                "unknown architecture `{other}` (use x86_64 or arm64)"
+            )),
         }
     }
 }
@@ -92,6 +94,9 @@ mod tests {
     fn parses_the_usual_spellings() {
         assert_eq!("amd64".parse::<Arch>(), Ok(Arch::X86_64));
         assert_eq!("aarch64".parse::<Arch>(), Ok(Arch::Arm64));
-        assert!("riscv64".parse::<Arch>().unwrap_err().contains("x86_64 or arm64"));
+        assert!("riscv64"
+            .parse::<Arch>()
+            .unwrap_err()
+            .contains("x86_64 or arm64"));
     }
 }

@@ -21,7 +21,11 @@ pub struct BpfObject {
 
 /// Compiles every program of `lesson` for `arch` into `out_root/<arch>/<lesson dir>/`,
 /// skipping those whose sources and flags did not change.
-pub fn compile_lesson(lesson: &Lesson, arch: Arch, out_root: &Path) -> anyhow::Result<Vec<BpfObject>> {
+pub fn compile_lesson(
+    lesson: &Lesson,
+    arch: Arch,
+    out_root: &Path,
+) -> anyhow::Result<Vec<BpfObject>> {
     let clang = tools::require("clang", "clang llvm")?;
     if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
         bail!("libbpf's headers (bpf/bpf_helpers.h) are missing; install them with: sudo apt-get install libbpf-dev");
@@ -35,7 +39,8 @@ pub fn compile_lesson(lesson: &Lesson, arch: Arch, out_root: &Path) -> anyhow::R
         let name = format!("{}.o", source.trim_end_matches(".c"));
         let out = out_dir.join(&name);
         let stamp = out_dir.join(format!("{name}.inputs"));
-        let fresh = out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
+        let fresh =
+            out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
         if !fresh {
             let src = lesson.dir.join(source);
             let output = Command::new(&clang)
@@ -64,10 +69,15 @@ pub fn compile_lesson(lesson: &Lesson, arch: Arch, out_root: &Path) -> anyhow::R
 /// The flags every lesson is compiled with. `-g` keeps BTF, so the verifier's messages
 /// can quote the C line they are about.
 pub fn clang_flags(arch: Arch) -> Vec<String> {
-    let mut flags: Vec<String> = ["-O2", "-g", "-Wall", "-target", "bpf"].map(String::from).to_vec();
+    let mut flags: Vec<String> = ["-O2", "-g", "-Wall", "-target", "bpf"]
+        .map(String::from)
+        .to_vec();
     flags.push(format!("-D{}", arch.bpf_target_define()));
     // <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the multiarch directory.
-    for multiarch in ["/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu"] {
+    for multiarch in [
+        "/usr/include/x86_64-linux-gnu",
+        "/usr/include/aarch64-linux-gnu",
+    ] {
         if Path::new(multiarch).join("asm/types.h").is_file() {
             flags.push(format!("-I{multiarch}"));
             break;

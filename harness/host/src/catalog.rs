@@ -51,8 +51,9 @@ impl Catalog {
         for k in &catalog.kernels {
             for (arch, pattern) in &k.debian {
                 arch.parse::<Arch>().map_err(anyhow::Error::msg)?;
-                regex::Regex::new(pattern)
-                    .with_context(|| format!("series {}: bad package pattern for {arch}", k.series))?;
+                regex::Regex::new(pattern).with_context(|| {
+                    format!("series {}: bad package pattern for {arch}", k.series)
+                })?;
             }
         }
         Ok(catalog)
@@ -95,10 +96,18 @@ mod tests {
     fn patterns_select_the_right_packages() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/catalog.toml");
         let catalog = Catalog::load(&path).unwrap();
-        let p61 = catalog.find("6.1").unwrap().debian_pattern(Arch::X86_64).unwrap();
+        let p61 = catalog
+            .find("6.1")
+            .unwrap()
+            .debian_pattern(Arch::X86_64)
+            .unwrap();
         assert!(p61.is_match("linux-image-6.1.0-53-cloud-amd64-unsigned"));
         assert!(!p61.is_match("linux-image-6.1.0-53-cloud-amd64-dbg"));
-        let p72 = catalog.find("7.2").unwrap().debian_pattern(Arch::X86_64).unwrap();
+        let p72 = catalog
+            .find("7.2")
+            .unwrap()
+            .debian_pattern(Arch::X86_64)
+            .unwrap();
         assert!(p72.is_match("linux-binary-7.2.13+deb14-cloud-amd64"));
         assert!(!p72.is_match("linux-base-7.2.13+deb14-cloud-amd64"));
     }

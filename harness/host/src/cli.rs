@@ -19,7 +19,9 @@ use crate::{lessons, ui};
 /// your own kernel, any kernel version.
 #[derive(Debug, Parser)]
 #[command(name = "bpflab", version, propagate_version = true)]
-#[command(after_help = "Start with `bpflab lesson 1` (from the source tree: `cargo run -- lesson 1`).")]
+#[command(
+    after_help = "Start with `bpflab lesson 1` (from the source tree: `cargo run -- lesson 1`)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -117,20 +119,32 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
     for lesson in &result.lessons {
         // Lessons that ended in the guest were already shown live; the others get their
         // outcome here.
-        if !lesson.events.iter().any(|e| matches!(e, bpflab_protocol::Event::LessonEnd { .. })) {
+        if !lesson
+            .events
+            .iter()
+            .any(|e| matches!(e, bpflab_protocol::Event::LessonEnd { .. }))
+        {
             println!("{}", ui::outcome_line(lesson.number, &lesson.outcome, None));
         }
     }
     if args.timings {
         ui::print_timings(&result.timings);
     }
-    Ok(if result.all_passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if result.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list_lessons() -> anyhow::Result<ExitCode> {
     let all = lessons::discover(&config::source_root().join("lessons"))?;
     for l in all {
-        let parts = if l.parts.is_empty() { String::new() } else { format!("  (parts: {})", l.parts.join(", ")) };
+        let parts = if l.parts.is_empty() {
+            String::new()
+        } else {
+            format!("  (parts: {})", l.parts.join(", "))
+        };
         println!("{:>3}  {:<10} {}{parts}", l.number, l.name, l.title);
     }
     Ok(ExitCode::SUCCESS)
@@ -146,8 +160,17 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
                 continue;
             }
             let cached = kernel::cached(&config, &k.series, arch).unwrap_or_else(|| "-".into());
-            let default = if k.series == catalog.default { " (default)" } else { "" };
-            println!("{:<8} {:<8} {:<10} {cached}{default}", k.series, arch.name(), "debian");
+            let default = if k.series == catalog.default {
+                " (default)"
+            } else {
+                ""
+            };
+            println!(
+                "{:<8} {:<8} {:<10} {cached}{default}",
+                k.series,
+                arch.name(),
+                "debian"
+            );
         }
     }
     println!("\ncache: {}", config.cache_dir.display());

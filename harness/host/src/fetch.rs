@@ -38,9 +38,14 @@ pub fn download(
     expected: Option<&Expected>,
     label: &str,
 ) -> anyhow::Result<()> {
-    let dir = dest.parent().context("download destination has no parent directory")?;
+    let dir = dest
+        .parent()
+        .context("download destination has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut response = agent.get(url).call().map_err(|e| describe_http_error(url, e))?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| describe_http_error(url, e))?;
     let length = expected.map(|e| e.size).or_else(|| {
         response
             .headers()
@@ -102,7 +107,10 @@ pub fn download(
 
 /// Fetches a small text file (an index) into memory.
 pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
-    let mut response = agent.get(url).call().map_err(|e| describe_http_error(url, e))?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| describe_http_error(url, e))?;
     response
         .body_mut()
         .with_config()
@@ -118,7 +126,9 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }

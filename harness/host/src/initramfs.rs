@@ -66,7 +66,8 @@ impl Cpio {
         ];
         self.buf.extend_from_slice(b"070701");
         for field in fields {
-            self.buf.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.buf
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.push(0);
@@ -94,15 +95,16 @@ pub fn build(agent: &Path, plan: &Plan, lessons: &[LessonObjects<'_>]) -> anyhow
     // The kernel opens /dev/console for init's stdin/out/err before init runs, so it must
     // exist in the archive itself (devtmpfs is mounted later, by the agent).
     cpio.char_device("dev/console", 0o600, 5, 1);
-    let agent_bytes =
-        std::fs::read(agent).with_context(|| format!("reading the guest agent {}", agent.display()))?;
+    let agent_bytes = std::fs::read(agent)
+        .with_context(|| format!("reading the guest agent {}", agent.display()))?;
     cpio.file("init", 0o755, &agent_bytes);
     cpio.file(PLAN_PATH, 0o644, &serde_json::to_vec_pretty(plan)?);
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
         cpio.dir(&dir, 0o755);
         for (name, path) in objects {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             cpio.file(&format!("{dir}/{name}"), 0o644, &bytes);
         }
     }
@@ -117,13 +119,21 @@ mod tests {
     fn parse(mut bytes: &[u8]) -> Vec<(String, u32, u32, Vec<u8>)> {
         let mut out = Vec::new();
         let field = |h: &[u8], i: usize| {
-            u32::from_str_radix(std::str::from_utf8(&h[6 + i * 8..6 + i * 8 + 8]).unwrap(), 16).unwrap()
+            u32::from_str_radix(
+                std::str::from_utf8(&h[6 + i * 8..6 + i * 8 + 8]).unwrap(),
+                16,
+            )
+            .unwrap()
         };
         let align = |n: usize| (n + 3) & !3;
         loop {
             assert_eq!(&bytes[..6], b"070701");
-            let (mode, size, major, namesize) =
-                (field(bytes, 1), field(bytes, 6) as usize, field(bytes, 9), field(bytes, 11) as usize);
+            let (mode, size, major, namesize) = (
+                field(bytes, 1),
+                field(bytes, 6) as usize,
+                field(bytes, 9),
+                field(bytes, 11) as usize,
+            );
             let name = String::from_utf8(bytes[110..110 + namesize - 1].to_vec()).unwrap();
             let data_start = align(110 + namesize);
             let data = bytes[data_start..data_start + size].to_vec();
@@ -174,10 +184,23 @@ mod tests {
             channel: "/dev/ttyS1".into(),
             shell: false,
         };
-        let bytes = build(&agent, &plan, &[("01-hello", vec![("hello.bpf.o", obj.as_path())])]).unwrap();
+        let bytes = build(
+            &agent,
+            &plan,
+            &[("01-hello", vec![("hello.bpf.o", obj.as_path())])],
+        )
+        .unwrap();
         let names: Vec<String> = parse(&bytes).into_iter().map(|e| e.0).collect();
-        for expected in ["init", "dev/console", "bpflab/plan.json", "bpflab/lessons/01-hello/hello.bpf.o"] {
-            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        for expected in [
+            "init",
+            "dev/console",
+            "bpflab/plan.json",
+            "bpflab/lessons/01-hello/hello.bpf.o",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing from {names:?}"
+            );
         }
     }
 }

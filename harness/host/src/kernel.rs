@@ -94,13 +94,20 @@ pub fn obtain(
 
 /// The cache directory of one series and arch.
 pub fn cache_dir(config: &Config, series: &str, arch: Arch) -> PathBuf {
-    config.cache_dir.join("kernels").join(arch.name()).join(series)
+    config
+        .cache_dir
+        .join("kernels")
+        .join(arch.name())
+        .join(series)
 }
 
 /// Describes what the cache holds for a series, if anything (for `bpflab kernels`).
 pub fn cached(config: &Config, series: &str, arch: Arch) -> Option<String> {
     let record = read_record(&cache_dir(config, series, arch))?;
-    Some(format!("{} {}", record.package.name, record.package.version))
+    Some(format!(
+        "{} {}",
+        record.package.name, record.package.version
+    ))
 }
 
 fn read_record(dir: &Path) -> Option<CacheRecord> {
@@ -123,7 +130,10 @@ fn obtain_series(
     })?;
     let parent = dir.parent().expect("cache dir has a parent");
     std::fs::create_dir_all(parent).with_context(|| {
-        format!("creating the cache directory {} (set BPFLAB_CACHE_DIR to use another)", parent.display())
+        format!(
+            "creating the cache directory {} (set BPFLAB_CACHE_DIR to use another)",
+            parent.display()
+        )
     })?;
     // One bpflab at a time fetches into the cache; others wait here, then find the
     // kernel the first one fetched.
@@ -131,8 +141,12 @@ fn obtain_series(
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
-        ui::status(format!("waiting for another bpflab to finish fetching kernel {}", series.series));
-        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        ui::status(format!(
+            "waiting for another bpflab to finish fetching kernel {}",
+            series.series
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
     }
 
     if !refresh {
@@ -143,8 +157,7 @@ fn obtain_series(
 
     let mirrors = Mirrors::discover(config)?;
     let http = fetch::agent();
-    let (package, suite) = resolve(&http, &mirrors, series, arch, &pattern, config)?;
-    let base = mirrors.for_suite(&suite).expect("resolve only returns reachable suites");
+    let candidates = resolve(&http, &mirrors, series, arch, &pattern, config)?;
 
     // Download and unpack next to the final place, then swap it in.
     let staging = tempfile::Builder::new()
@@ -152,21 +165,48 @@ fn obtain_series(
         .tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");
-    let url = format!("{base}/{}", package.filename);
-    fetch::download(
-        &http,
-        &url,
-        &deb_path,
-        Some(&fetch::Expected {
+    // Mirrors are sometimes behind their own index (a package listed but not yet, or no
+    // longer, in the pool): fall back to the next newest candidate, and say so.
+    let mut failures = Vec::new();
+    let mut chosen = None;
+    for (package, suite) in candidates {
+        let base = mirrors
+            .for_suite(&suite)
+            .expect("resolve only returns reachable suites");
+        let url = format!("{base}/{}", package.filename);
+        let expected = fetch::Expected {
             sha256: package.sha256.clone(),
             size: package.size,
-        }),
-        &format!("kernel {} ({})", series.series, package.version),
-    )?;
+        };
+        let label = format!("kernel {} ({})", series.series, package.version);
+        match fetch::download(&http, &url, &deb_path, Some(&expected), &label) {
+            Ok(()) => {
+                chosen = Some((package, suite));
+                break;
+            }
+            Err(e) if e.is::<crate::interrupt::Interrupted>() => return Err(e),
+            Err(e) => {
+                ui::status(format!(
+                    "{} {} unusable, trying an older one: {e:#}",
+                    package.name, package.version
+                ));
+                failures.push(format!("{} {}: {e:#}", package.name, package.version));
+            }
+        }
+    }
+    let Some((package, suite)) = chosen else {
+        bail!(
+            "no package of kernel {} for {arch} could be downloaded:\n  {}",
+            series.series,
+            failures.join("\n  ")
+        );
+    };
     let unpacked = deb::extract(&deb_path, staging.path(), |path| {
         let file = path.rsplit('/').next().unwrap_or(path);
         let in_boot = path.starts_with("boot/");
-        if (in_boot && file.starts_with("vmlinuz-")) || (path.starts_with("usr/lib/modules/") && file == "vmlinuz") {
+        if (in_boot && file.starts_with("vmlinuz-"))
+            || (path.starts_with("usr/lib/modules/") && file == "vmlinuz")
+        {
             Some("vmlinuz".into())
         } else if in_boot && file.starts_with("config-") {
             Some("config".into())
@@ -184,12 +224,17 @@ fn obtain_series(
         package,
         suite,
     };
-    std::fs::write(staging.path().join("record.json"), serde_json::to_vec_pretty(&record)?)?;
+    std::fs::write(
+        staging.path().join("record.json"),
+        serde_json::to_vec_pretty(&record)?,
+    )?;
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the old {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the old {}", dir.display()))?;
     }
     let staged = staging.keep();
-    std::fs::rename(&staged, &dir).with_context(|| format!("moving the kernel into {}", dir.display()))?;
+    std::fs::rename(&staged, &dir)
+        .with_context(|| format!("moving the kernel into {}", dir.display()))?;
     ui::status(format!(
         "downloaded kernel {} for {arch} ({} {}) into {}",
         series.series,
@@ -201,10 +246,17 @@ fn obtain_series(
 }
 
 /// The cached kernel, if the cache holds a complete and intact one.
-fn use_cached(dir: &Path, series: &KernelSeries, arch: Arch) -> anyhow::Result<Option<KernelImage>> {
-    let Some(record) = read_record(dir) else { return Ok(None) };
+fn use_cached(
+    dir: &Path,
+    series: &KernelSeries,
+    arch: Arch,
+) -> anyhow::Result<Option<KernelImage>> {
+    let Some(record) = read_record(dir) else {
+        return Ok(None);
+    };
     let image = dir.join("vmlinuz");
-    let intact = image.is_file() && fetch::sha256_file(&image).ok().as_deref() == Some(&record.image_sha256);
+    let intact =
+        image.is_file() && fetch::sha256_file(&image).ok().as_deref() == Some(&record.image_sha256);
     if !intact {
         ui::status(format!(
             "cached kernel in {} is damaged (its hash no longer matches); fetching it again",
@@ -217,11 +269,14 @@ fn use_cached(dir: &Path, series: &KernelSeries, arch: Arch) -> anyhow::Result<O
         arch,
         image,
         config: record.has_config.then(|| dir.join("config")),
-        origin: format!("{} {} (Debian {})", record.package.name, record.package.version, record.suite),
+        origin: format!(
+            "{} {} (Debian {})",
+            record.package.name, record.package.version, record.suite
+        ),
     }))
 }
 
-/// Finds the newest package matching `pattern` across the series' suites.
+/// The packages matching `pattern` across the series' suites, newest first.
 fn resolve(
     http: &ureq::Agent,
     mirrors: &Mirrors,
@@ -229,7 +284,7 @@ fn resolve(
     arch: Arch,
     pattern: &regex::Regex,
     config: &Config,
-) -> anyhow::Result<(index::Package, String)> {
+) -> anyhow::Result<Vec<(index::Package, String)>> {
     let deb_arch = match arch {
         Arch::X86_64 => "amd64",
         Arch::Arm64 => "arm64",
@@ -248,20 +303,31 @@ fn resolve(
         }
         spinner.finish_and_clear();
     }
-    let newest = index::newest(found.iter().map(|(p, _)| p.clone()));
-    match newest {
-        Some(pkg) => {
-            let suite = found.into_iter().find(|(p, _)| *p == pkg).map(|(_, s)| s).expect("came from found");
-            Ok((pkg, suite))
-        }
-        None => bail!(
+    if found.is_empty() {
+        bail!(
             "no package for kernel {} on {arch} in Debian suites {} (mirror from {}){}",
             series.series,
             series.suites.join(", "),
             mirrors.origin,
-            if problems.is_empty() { String::new() } else { format!(":\n  {}", problems.join("\n  ")) }
-        ),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(":\n  {}", problems.join("\n  "))
+            }
+        );
     }
+    // Newest first; the same package listed by two suites is tried once.
+    let mut ordered = Vec::new();
+    while let Some(pkg) = index::newest(found.iter().map(|(p, _)| p.clone())) {
+        let pos = found
+            .iter()
+            .position(|(p, _)| *p == pkg)
+            .expect("came from found");
+        let (pkg, suite) = found.swap_remove(pos);
+        found.retain(|(p, _)| p.filename != pkg.filename);
+        ordered.push((pkg, suite));
+    }
+    Ok(ordered)
 }
 
 /// The packages of one suite whose names match, from its verified `Packages.xz`.
@@ -280,7 +346,10 @@ fn suite_packages(
         .get(&rel_path)
         .with_context(|| format!("InRelease of {suite} lists no {rel_path}"))?;
     // Indexes are cached by content hash: an unchanged suite costs only its InRelease.
-    let cached = config.cache_dir.join("debian-indexes").join(format!("{}.xz", entry.sha256));
+    let cached = config
+        .cache_dir
+        .join("debian-indexes")
+        .join(format!("{}.xz", entry.sha256));
     if !cached.is_file() {
         fetch::download(
             http,
@@ -294,7 +363,8 @@ fn suite_packages(
         )?;
     }
     let mut text = String::new();
-    let file = std::fs::File::open(&cached).with_context(|| format!("opening {}", cached.display()))?;
+    let file =
+        std::fs::File::open(&cached).with_context(|| format!("opening {}", cached.display()))?;
     std::io::Read::read_to_string(&mut xz2::read::XzDecoder::new(file), &mut text)
         .with_context(|| format!("decompressing {}", cached.display()))?;
     Ok(index::parse_packages(&text, |name| pattern.is_match(name)))
@@ -307,7 +377,10 @@ mod tests {
     #[test]
     fn kernel_specs_are_paths_or_series() {
         assert_eq!(KernelSpec::parse("6.1"), KernelSpec::Series("6.1".into()));
-        assert_eq!(KernelSpec::parse("7.3-rc"), KernelSpec::Series("7.3-rc".into()));
+        assert_eq!(
+            KernelSpec::parse("7.3-rc"),
+            KernelSpec::Series("7.3-rc".into())
+        );
         assert_eq!(
             KernelSpec::parse("./bzImage"),
             KernelSpec::Path(PathBuf::from("./bzImage"))

@@ -28,7 +28,10 @@ pub struct Lesson {
 impl Lesson {
     /// The directory's name (`01-hello`), also its name inside the guest.
     pub fn dir_name(&self) -> String {
-        self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -41,15 +44,22 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
             continue;
         }
         let path = entry.path();
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut lesson: Lesson = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut lesson: Lesson =
+            toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
         lesson.dir = path.parent().expect("file has a parent").to_path_buf();
         lessons.push(lesson);
     }
     lessons.sort_by_key(|l| l.number);
     for pair in lessons.windows(2) {
         if pair[0].number == pair[1].number {
-            bail!("lessons {} and {} both have number {}", pair[0].dir.display(), pair[1].dir.display(), pair[0].number);
+            bail!(
+                "lessons {} and {} both have number {}",
+                pair[0].dir.display(),
+                pair[1].dir.display(),
+                pair[0].number
+            );
         }
     }
     Ok(lessons)
@@ -57,10 +67,19 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
 
 /// Picks lesson `number`, or explains which exist.
 pub fn find(lessons: &[Lesson], number: u32) -> anyhow::Result<&Lesson> {
-    lessons.iter().find(|l| l.number == number).with_context(|| {
-        let known: Vec<String> = lessons.iter().map(|l| format!("{} ({})", l.number, l.name)).collect();
-        format!("there is no lesson {number}; lessons are: {} (`bpflab lessons` lists them)", known.join(", "))
-    })
+    lessons
+        .iter()
+        .find(|l| l.number == number)
+        .with_context(|| {
+            let known: Vec<String> = lessons
+                .iter()
+                .map(|l| format!("{} ({})", l.number, l.name))
+                .collect();
+            format!(
+                "there is no lesson {number}; lessons are: {} (`bpflab lessons` lists them)",
+                known.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]
@@ -82,6 +101,9 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
         let lessons = discover(&root).unwrap();
         let err = find(&lessons, 99).unwrap_err().to_string();
-        assert!(err.contains("no lesson 99") && err.contains("1 (hello)"), "{err}");
+        assert!(
+            err.contains("no lesson 99") && err.contains("1 (hello)"),
+            "{err}"
+        );
     }
 }

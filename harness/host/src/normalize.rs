@@ -42,9 +42,12 @@ static TRACE: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
-static ADDR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"0x[0-9a-fA-F]{8,}").expect("valid regex"));
-static OFFSET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\+0x[0-9a-fA-F]+").expect("valid regex"));
-static PID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(pid|tid)[ =:]+\d+").expect("valid regex"));
+static ADDR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"0x[0-9a-fA-F]{8,}").expect("valid regex"));
+static OFFSET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+0x[0-9a-fA-F]+").expect("valid regex"));
+static PID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(pid|tid)[ =:]+\d+").expect("valid regex"));
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)?\s?(ns|us|µs|ms|s)\b").expect("valid regex"));
 
@@ -86,14 +89,24 @@ pub fn transcript(lesson: &LessonResult) -> String {
             Event::Note { text: t, .. } => format!("note: {}", text(t)),
             Event::Output { line, .. } => format!("output: {}", text(line)),
             Event::Trace { line, .. } => format!("trace: {}", trace(line)),
-            Event::LessonEnd { outcome, .. } => format!("{}: {}", outcome.word(), text(outcome.reason())),
+            Event::LessonEnd { outcome, .. } => {
+                format!("{}: {}", outcome.word(), text(outcome.reason()))
+            }
             _ => continue,
         };
         out.push_str(&line);
         out.push('\n');
     }
-    if !lesson.events.iter().any(|e| matches!(e, Event::LessonEnd { .. })) {
-        out.push_str(&format!("{}: {}\n", lesson.outcome.word(), text(lesson.outcome.reason())));
+    if !lesson
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::LessonEnd { .. }))
+    {
+        out.push_str(&format!(
+            "{}: {}\n",
+            lesson.outcome.word(),
+            text(lesson.outcome.reason())
+        ));
     }
     out
 }
@@ -105,12 +118,19 @@ mod tests {
 
     #[test]
     fn parses_trace_lines_of_new_and_old_kernels() {
-        let new = "            init-1       [000] d..31     2.345678: bpf_trace_printk: Hello World!!";
+        let new =
+            "            init-1       [000] d..31     2.345678: bpf_trace_printk: Hello World!!";
         let t = parse_trace(new).unwrap();
-        assert_eq!((t.task, t.pid, t.cpu, t.message), ("init", 1, 0, "Hello World!!"));
+        assert_eq!(
+            (t.task, t.pid, t.cpu, t.message),
+            ("init", 1, 0, "Hello World!!")
+        );
         let old = "           <...>-1234  [001] ....   123.456789: 0: Hello World!!";
         let t = parse_trace(old).unwrap();
-        assert_eq!((t.task, t.pid, t.cpu, t.message), ("<...>", 1234, 1, "Hello World!!"));
+        assert_eq!(
+            (t.task, t.pid, t.cpu, t.message),
+            ("<...>", 1234, 1, "Hello World!!")
+        );
         let with_tgid = "  kworker/u2:1-45    (   45) [000] d..3  9.000001: bpf_trace_printk: hi";
         assert_eq!(parse_trace(with_tgid).unwrap().task, "kworker/u2:1");
         assert_eq!(parse_trace("not a trace line"), None);
@@ -118,10 +138,15 @@ mod tests {
 
     #[test]
     fn trace_lines_lose_what_varies_and_keep_the_message() {
-        let a = trace("            init-1       [000] d..31     2.345678: bpf_trace_printk: Hello World!!");
+        let a = trace(
+            "            init-1       [000] d..31     2.345678: bpf_trace_printk: Hello World!!",
+        );
         let b = trace("           <...>-77  [001] ....   9.1: 0: Hello World!!");
         assert_eq!(a, b);
-        assert_eq!(a, "<task>-<pid> [<cpu>] <flags> <time>: bpf_trace_printk: Hello World!!");
+        assert_eq!(
+            a,
+            "<task>-<pid> [<cpu>] <flags> <time>: bpf_trace_printk: Hello World!!"
+        );
     }
 
     #[test]
@@ -133,8 +158,14 @@ mod tests {
         );
         assert_eq!(text("at __alloc_skb+0x5a"), "at __alloc_skb+0x<off>");
         assert_eq!(text("pid 123 sent"), "pid <pid> sent");
-        assert_eq!(text("tcp_time: 0.052 ms, size: 100"), "tcp_time: <dur>, size: 100");
-        assert_eq!(text("3 processes created, 3 greetings"), "3 processes created, 3 greetings");
+        assert_eq!(
+            text("tcp_time: 0.052 ms, size: 100"),
+            "tcp_time: <dur>, size: 100"
+        );
+        assert_eq!(
+            text("3 processes created, 3 greetings"),
+            "3 processes created, 3 greetings"
+        );
     }
 
     #[test]
@@ -145,9 +176,19 @@ mod tests {
             outcome: Outcome::Passed("ok".into()),
             events: vec![
                 Event::LessonStart { lesson: 1 },
-                Event::Note { lesson: 1, text: "kprobe attached to __x64_sys_clone".into() },
-                Event::Trace { lesson: 1, line: "init-1 [000] d..31 2.3: bpf_trace_printk: Hello World!!".into() },
-                Event::LessonEnd { lesson: 1, outcome: Outcome::Passed("ok".into()), elapsed_ms: 12 },
+                Event::Note {
+                    lesson: 1,
+                    text: "kprobe attached to __x64_sys_clone".into(),
+                },
+                Event::Trace {
+                    lesson: 1,
+                    line: "init-1 [000] d..31 2.3: bpf_trace_printk: Hello World!!".into(),
+                },
+                Event::LessonEnd {
+                    lesson: 1,
+                    outcome: Outcome::Passed("ok".into()),
+                    elapsed_ms: 12,
+                },
             ],
         };
         assert_eq!(

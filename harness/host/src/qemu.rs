@@ -102,7 +102,13 @@ impl QemuConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-        push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        push(&[
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ]);
         match self.accel {
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
             Accel::Tcg => push(&["-accel", "tcg"]),
@@ -119,7 +125,12 @@ impl QemuConfig {
         }
         let mem = self.memory_mib.to_string();
         push(&["-smp", "1", "-m", &mem]);
-        push(&["-kernel", &path(&self.kernel), "-initrd", &path(&self.initrd)]);
+        push(&[
+            "-kernel",
+            &path(&self.kernel),
+            "-initrd",
+            &path(&self.initrd),
+        ]);
         let cmdline = self.kernel_cmdline();
         push(&["-append", &cmdline]);
         // Console on QEMU's stdout; the channel on FIFOs.
@@ -127,10 +138,15 @@ impl QemuConfig {
         let fifo = format!("pipe,id=channel,path={}", path(&self.channel_fifo));
         push(&["-chardev", &fifo]);
         match (self.channel().0, self.machine) {
-            (ChannelKind::SecondSerial, Machine::Microvm) => {
-                push(&["-serial", "chardev:console", "-device", "isa-serial,chardev=channel,index=1"])
+            (ChannelKind::SecondSerial, Machine::Microvm) => push(&[
+                "-serial",
+                "chardev:console",
+                "-device",
+                "isa-serial,chardev=channel,index=1",
+            ]),
+            (ChannelKind::SecondSerial, _) => {
+                push(&["-serial", "chardev:console", "-serial", "chardev:channel"])
             }
-            (ChannelKind::SecondSerial, _) => push(&["-serial", "chardev:console", "-serial", "chardev:channel"]),
             (ChannelKind::SharedConsole, _) => push(&["-serial", "chardev:console"]),
         }
         a
@@ -181,7 +197,10 @@ mod tests {
     fn arm64_uses_virt_and_its_uart() {
         let c = config(Arch::Arm64, Accel::Tcg);
         let args = c.args().join(" ");
-        assert!(args.contains("-M virt") && args.contains("-cpu cortex-a57"), "{args}");
+        assert!(
+            args.contains("-M virt") && args.contains("-cpu cortex-a57"),
+            "{args}"
+        );
         assert!(c.kernel_cmdline().contains("console=ttyAMA0"));
         assert_eq!(c.channel().0, ChannelKind::SharedConsole);
     }

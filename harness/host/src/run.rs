@@ -134,7 +134,10 @@ impl RunResult {
     /// Whether every lesson passed and the VM ended normally.
     pub fn all_passed(&self) -> bool {
         self.vm.end == VmEnd::Finished
-            && self.lessons.iter().all(|l| matches!(l.outcome, Outcome::Passed(_)))
+            && self
+                .lessons
+                .iter()
+                .all(|l| matches!(l.outcome, Outcome::Passed(_)))
     }
 }
 
@@ -156,7 +159,11 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
             anyhow::bail!(
                 "lesson {} has no part `{bad}`; its parts are: {}",
                 lesson.number,
-                if lesson.parts.is_empty() { "none (it has a single part)".to_string() } else { lesson.parts.join(", ") }
+                if lesson.parts.is_empty() {
+                    "none (it has a single part)".to_string()
+                } else {
+                    lesson.parts.join(", ")
+                }
             );
         }
     }
@@ -164,8 +171,17 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
 
     // Stage: kernel.
     let t = Instant::now();
-    let spec = request.kernel.clone().unwrap_or_else(|| KernelSpec::Series(catalog.default.clone()));
-    let kernel = kernel::obtain(&spec, request.arch, &catalog, &config, request.refresh_kernel)?;
+    let spec = request
+        .kernel
+        .clone()
+        .unwrap_or_else(|| KernelSpec::Series(catalog.default.clone()));
+    let kernel = kernel::obtain(
+        &spec,
+        request.arch,
+        &catalog,
+        &config,
+        request.refresh_kernel,
+    )?;
     timings.kernel = t.elapsed();
     progress(Progress::Stage("kernel", kernel.origin.clone()));
     interrupt::check()?;
@@ -177,10 +193,17 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let work = config::work_dir();
     let mut objects = Vec::new();
     for (lesson, _) in &selected {
-        objects.push(bpf_build::compile_lesson(lesson, request.arch, &work.join("bpf"))?);
+        objects.push(bpf_build::compile_lesson(
+            lesson,
+            request.arch,
+            &work.join("bpf"),
+        )?);
     }
     timings.build = t.elapsed();
-    progress(Progress::Stage("build", format!("agent and {} lesson(s) ready", selected.len())));
+    progress(Progress::Stage(
+        "build",
+        format!("agent and {} lesson(s) ready", selected.len()),
+    ));
     interrupt::check()?;
 
     // Stage: initramfs, in a temporary directory that also holds the channel FIFOs.
@@ -191,7 +214,9 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         .context("creating a temporary directory for the VM")?;
     let accel = accel::choose(request.accel, request.arch)?;
     progress(Progress::Accel(&accel));
-    let machine = request.machine.unwrap_or_else(|| Machine::default_for(request.arch));
+    let machine = request
+        .machine
+        .unwrap_or_else(|| Machine::default_for(request.arch));
     let qemu_config = QemuConfig {
         arch: request.arch,
         accel: accel.accel,
@@ -220,13 +245,23 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let image_lessons: Vec<initramfs::LessonObjects> = dir_names
         .iter()
         .zip(&objects)
-        .map(|(dir, objs)| (dir.as_str(), objs.iter().map(|o| (o.name.as_str(), o.path.as_path())).collect()))
+        .map(|(dir, objs)| {
+            (
+                dir.as_str(),
+                objs.iter()
+                    .map(|o| (o.name.as_str(), o.path.as_path()))
+                    .collect(),
+            )
+        })
         .collect();
     let image = initramfs::build(&agent, &plan, &image_lessons)?;
     std::fs::write(&qemu_config.initrd, &image)
         .with_context(|| format!("writing {}", qemu_config.initrd.display()))?;
     timings.initramfs = t.elapsed();
-    progress(Progress::Stage("initramfs", format!("{} KiB", image.len() / 1024)));
+    progress(Progress::Stage(
+        "initramfs",
+        format!("{} KiB", image.len() / 1024),
+    ));
 
     // Stage: boot and run.
     progress(Progress::Booting(&kernel));
@@ -286,14 +321,18 @@ impl Collector {
     fn take(&mut self, line: &VmLine, at: Duration, timings: &mut Timings) {
         let VmLine::Event(event) = line else { return };
         match event {
-            Event::Ready { kernel, boot_ms, .. } => {
+            Event::Ready {
+                kernel, boot_ms, ..
+            } => {
                 self.release = Some(kernel.clone());
                 self.ready_at = Some(at);
                 timings.boot = Some(at);
                 timings.guest_boot = Some(Duration::from_millis(*boot_ms));
             }
             Event::AgentError { message } => self.agent_error = Some(message.clone()),
-            Event::LessonEnd { lesson, outcome, .. } => {
+            Event::LessonEnd {
+                lesson, outcome, ..
+            } => {
                 self.last_end = Some(at);
                 if let Some(ready) = self.ready_at {
                     timings.lessons = Some(at.saturating_sub(ready));
@@ -303,7 +342,10 @@ impl Collector {
                     r.events.push(event.clone());
                 }
             }
-            Event::Trace { lesson, .. } | Event::Note { lesson, .. } | Event::Output { lesson, .. } | Event::LessonStart { lesson } => {
+            Event::Trace { lesson, .. }
+            | Event::Note { lesson, .. }
+            | Event::Output { lesson, .. }
+            | Event::LessonStart { lesson } => {
                 if matches!(event, Event::Trace { .. }) && timings.first_trace.is_none() {
                     timings.first_trace = Some(at);
                 }
@@ -328,7 +370,11 @@ impl Collector {
             VmEnd::Interrupted => "interrupted".into(),
         };
         for r in &mut self.results {
-            if !r.events.iter().any(|e| matches!(e, Event::LessonEnd { .. })) {
+            if !r
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::LessonEnd { .. }))
+            {
                 r.outcome = Outcome::Failed(format!("no result: {why}"));
             }
         }

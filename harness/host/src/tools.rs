@@ -35,7 +35,9 @@ mod tests {
 
     #[test]
     fn a_missing_tool_names_its_package() {
-        let err = require("bpflab-no-such-tool", "bpflab-pkg").unwrap_err().to_string();
+        let err = require("bpflab-no-such-tool", "bpflab-pkg")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sudo apt-get install bpflab-pkg"), "{err}");
         assert!(which("sh").is_some());
     }

@@ -81,7 +81,10 @@ impl LiveView {
                 if let Some(note) = self.accel_note.take() {
                     status(note);
                 }
-                self.booting = Some(spinner(format!("booting {} ({})", kernel.series, kernel.arch)));
+                self.booting = Some(spinner(format!(
+                    "booting {} ({})",
+                    kernel.series, kernel.arch
+                )));
             }
             Progress::Vm(VmLine::Console(line)) => {
                 if self.verbose {
@@ -94,7 +97,11 @@ impl LiveView {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Ready { kernel, machine, boot_ms } => {
+            Event::Ready {
+                kernel,
+                machine,
+                boot_ms,
+            } => {
                 if let Some(bar) = self.booting.take() {
                     bar.finish_and_clear();
                 }
@@ -104,18 +111,26 @@ impl LiveView {
                 ));
             }
             Event::LessonStart { lesson } => {
-                self.println(format!("{}", style(format!("── lesson {lesson} ──")).bold()));
+                self.println(format!(
+                    "{}",
+                    style(format!("── lesson {lesson} ──")).bold()
+                ));
             }
             Event::Note { text, .. } => self.println(format!("{} {text}", style("•").cyan())),
             Event::Output { line, .. } => self.println(line.clone()),
             Event::Trace { line, .. } => self.println(format!("{}", style(line).green())),
-            Event::LessonEnd { lesson, outcome, elapsed_ms } => {
+            Event::LessonEnd {
+                lesson,
+                outcome,
+                elapsed_ms,
+            } => {
                 let secs = *elapsed_ms as f64 / 1000.0;
                 self.println(outcome_line(*lesson, outcome, Some(secs)));
             }
-            Event::AgentError { message } => {
-                self.println(format!("{} guest agent: {message}", style("error:").red().bold()))
-            }
+            Event::AgentError { message } => self.println(format!(
+                "{} guest agent: {message}",
+                style("error:").red().bold()
+            )),
             Event::Done => {}
         }
     }
@@ -139,10 +154,19 @@ impl LiveView {
 pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String {
     let took = secs.map(|s| format!(" ({s:.2}s)")).unwrap_or_default();
     match outcome {
-        Outcome::Passed(r) => format!("{} lesson {lesson} passed{took}: {r}", style("✔").green().bold()),
-        Outcome::Failed(r) => format!("{} lesson {lesson} failed{took}: {r}", style("✘").red().bold()),
+        Outcome::Passed(r) => format!(
+            "{} lesson {lesson} passed{took}: {r}",
+            style("✔").green().bold()
+        ),
+        Outcome::Failed(r) => format!(
+            "{} lesson {lesson} failed{took}: {r}",
+            style("✘").red().bold()
+        ),
         Outcome::Unsupported(r) => {
-            format!("{} lesson {lesson} unsupported on this kernel{took}: {r}", style("⚠").yellow().bold())
+            format!(
+                "{} lesson {lesson} unsupported on this kernel{took}: {r}",
+                style("⚠").yellow().bold()
+            )
         }
     }
 }
@@ -167,19 +191,32 @@ pub fn explain_end(result: &RunResult) {
         }
     }
     if !result.vm.qemu_stderr.is_empty() {
-        eprintln!("QEMU said:\n  {}", result.vm.qemu_stderr.replace('\n', "\n  "));
+        eprintln!(
+            "QEMU said:\n  {}",
+            result.vm.qemu_stderr.replace('\n', "\n  ")
+        );
     }
 }
 
 /// The `--timings` table.
 pub fn print_timings(t: &Timings) {
-    let secs = |d: Option<Duration>| d.map(|d| format!("{:.2}s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
+    let secs = |d: Option<Duration>| {
+        d.map(|d| format!("{:.2}s", d.as_secs_f64()))
+            .unwrap_or_else(|| "-".into())
+    };
     eprintln!("timings:");
     eprintln!("  kernel (fetch/cache)   {}", secs(Some(t.kernel)));
     eprintln!("  build (agent + clang)  {}", secs(Some(t.build)));
     eprintln!("  initramfs              {}", secs(Some(t.initramfs)));
-    eprintln!("  boot (QEMU → agent)    {}   of which guest kernel → init {}", secs(t.boot), secs(t.guest_boot));
-    eprintln!("  first trace line       {}   after QEMU start", secs(t.first_trace));
+    eprintln!(
+        "  boot (QEMU → agent)    {}   of which guest kernel → init {}",
+        secs(t.boot),
+        secs(t.guest_boot)
+    );
+    eprintln!(
+        "  first trace line       {}   after QEMU start",
+        secs(t.first_trace)
+    );
     eprintln!("  lessons                {}", secs(t.lessons));
     eprintln!("  shutdown               {}", secs(t.shutdown));
     eprintln!("  total                  {}", secs(Some(t.total)));

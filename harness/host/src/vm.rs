@@ -74,7 +74,14 @@ pub fn run(
     let mut child = spawn(qemu, config)?;
     // From here on, every path out of this function goes through `finish`, which kills
     // and reaps QEMU.
-    let result = pump(&mut child, fifo_out, config.channel().0, started, timeout, &mut on_line);
+    let result = pump(
+        &mut child,
+        fifo_out,
+        config.channel().0,
+        started,
+        timeout,
+        &mut on_line,
+    );
     let _ = child.kill();
     let status = child.wait().ok();
     let mut report = result?;
@@ -101,9 +108,15 @@ fn make_channel_fifos(prefix: &Path) -> anyhow::Result<OwnedFd> {
     let out = prefix.with_extension("out");
     let c = CString::new(out.as_os_str().as_encoded_bytes()).context("FIFO path has a NUL")?;
     // SAFETY: valid path; the returned descriptor is owned below.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("opening {}", out.display()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("opening {}", out.display()));
     }
     // SAFETY: fd is a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -125,10 +138,15 @@ fn spawn(qemu: &Path, config: &QemuConfig) -> anyhow::Result<Child> {
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("starting {}", qemu.display()))?;
-    for fd in [child.stdout.as_ref().map(|s| s.as_raw_fd()), child.stderr.as_ref().map(|s| s.as_raw_fd())]
-        .into_iter()
-        .flatten()
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", qemu.display()))?;
+    for fd in [
+        child.stdout.as_ref().map(|s| s.as_raw_fd()),
+        child.stderr.as_ref().map(|s| s.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
     {
         set_nonblocking(fd);
     }
@@ -161,7 +179,11 @@ fn pump(
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
     let mut channel = std::fs::File::from(channel);
     let watch = |fd: RawFd, token: u64| {
-        epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
+        epoll.ctl(
+            ControlOperation::Add,
+            fd,
+            EpollEvent::new(EventSet::IN, token),
+        )
     };
     watch(console.as_raw_fd(), CONSOLE)?;
     watch(stderr.as_raw_fd(), STDERR)?;
@@ -180,7 +202,10 @@ fn pump(
     let mut stop_at: Option<Instant> = None;
     let mut events = vec![EpollEvent::default(); 8];
 
-    let handle_console = |line: String, tail: &mut VecDeque<String>, on_line: &mut dyn FnMut(VmLine)| -> (bool, bool) {
+    let handle_console = |line: String,
+                          tail: &mut VecDeque<String>,
+                          on_line: &mut dyn FnMut(VmLine)|
+     -> (bool, bool) {
         // On a shared console, events are the lines carrying the marker.
         if kind == ChannelKind::SharedConsole && line.contains(EVENT_MARKER) {
             if let Some(event) = Event::from_line(&line) {
@@ -208,10 +233,16 @@ fn pump(
         }
         if let Some(at) = stop_at {
             if now >= at {
-                break if panicked { VmEnd::KernelPanic } else { VmEnd::Finished };
+                break if panicked {
+                    VmEnd::KernelPanic
+                } else {
+                    VmEnd::Finished
+                };
             }
         }
-        let wait = deadline.min(stop_at.unwrap_or(deadline)).saturating_duration_since(now);
+        let wait = deadline
+            .min(stop_at.unwrap_or(deadline))
+            .saturating_duration_since(now);
         let n = match epoll.wait(wait.as_millis().clamp(1, 200) as i32, &mut events) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
@@ -232,14 +263,26 @@ fn pump(
                         }
                     }
                     if console_buf.eof {
-                        epoll.ctl(ControlOperation::Delete, console.as_raw_fd(), EpollEvent::default()).ok();
+                        epoll
+                            .ctl(
+                                ControlOperation::Delete,
+                                console.as_raw_fd(),
+                                EpollEvent::default(),
+                            )
+                            .ok();
                     }
                 }
                 STDERR => {
                     let mut buf = [0u8; 4096];
                     match stderr.read(&mut buf) {
                         Ok(0) => {
-                            epoll.ctl(ControlOperation::Delete, stderr.as_raw_fd(), EpollEvent::default()).ok();
+                            epoll
+                                .ctl(
+                                    ControlOperation::Delete,
+                                    stderr.as_raw_fd(),
+                                    EpollEvent::default(),
+                                )
+                                .ok();
                         }
                         Ok(k) => stderr_text.extend_from_slice(&buf[..k]),
                         Err(_) => {}

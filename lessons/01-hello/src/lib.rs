@@ -39,7 +39,9 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     // Every line of the trace pipe is already streaming to your terminal; count ours.
     let greetings = lab.wait_for_trace("Hello World!!", PROCESSES, Duration::from_secs(10));
     Ok(if greetings.len() == PROCESSES {
-        Outcome::Passed(format!("{PROCESSES} processes created, {PROCESSES} greetings"))
+        Outcome::Passed(format!(
+            "{PROCESSES} processes created, {PROCESSES} greetings"
+        ))
     } else {
         Outcome::Failed(format!(
             "{PROCESSES} processes created but {} greetings seen",

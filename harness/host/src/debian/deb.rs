@@ -32,7 +32,10 @@ pub fn extract(
         return extract_tar(reader, out_dir, &wanted)
             .with_context(|| format!("unpacking {name} of {}", deb.display()));
     }
-    bail!("{} has no data.tar member: not a Debian package?", deb.display())
+    bail!(
+        "{} has no data.tar member: not a Debian package?",
+        deb.display()
+    )
 }
 
 fn extract_tar(
@@ -49,11 +52,14 @@ fn extract_tar(
         }
         let path = entry.path()?.to_string_lossy().into_owned();
         let path = path.trim_start_matches("./").to_string();
-        let Some(out_name) = wanted(&path) else { continue };
+        let Some(out_name) = wanted(&path) else {
+            continue;
+        };
         let out = out_dir.join(out_name);
-        let mut file = std::fs::File::create(&out)
-            .with_context(|| format!("creating {}", out.display()))?;
-        std::io::copy(&mut entry, &mut file).with_context(|| format!("writing {}", out.display()))?;
+        let mut file =
+            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+        std::io::copy(&mut entry, &mut file)
+            .with_context(|| format!("writing {}", out.display()))?;
         written.push((path, out));
     }
     Ok(written)
@@ -79,7 +85,10 @@ mod tests {
         let data_xz = xz.finish().unwrap();
 
         let mut deb = ar::Builder::new(Vec::new());
-        for (name, body) in [("debian-binary", b"2.0\n".to_vec()), ("data.tar.xz", data_xz)] {
+        for (name, body) in [
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("data.tar.xz", data_xz),
+        ] {
             let header = ar::Header::new(name.as_bytes().to_vec(), body.len() as u64);
             deb.append(&header, body.as_slice()).unwrap();
         }
@@ -100,12 +109,16 @@ mod tests {
         )
         .unwrap();
         let written = extract(&deb, dir.path(), |p| {
-            p.starts_with("boot/vmlinuz-").then(|| "vmlinuz".to_string())
+            p.starts_with("boot/vmlinuz-")
+                .then(|| "vmlinuz".to_string())
         })
         .unwrap();
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].0, "boot/vmlinuz-6.1.0-53-cloud-amd64");
-        assert_eq!(std::fs::read(dir.path().join("vmlinuz")).unwrap(), b"KERNEL");
+        assert_eq!(
+            std::fs::read(dir.path().join("vmlinuz")).unwrap(),
+            b"KERNEL"
+        );
     }
 
     #[test]

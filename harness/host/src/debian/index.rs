@@ -67,13 +67,18 @@ pub fn parse_packages(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Package> {
                     .map(|v| v.trim().to_string())
             })
         };
-        let Some(name) = field("Package") else { continue };
+        let Some(name) = field("Package") else {
+            continue;
+        };
         if !keep(&name) {
             continue;
         }
-        let (Some(version), Some(filename), Some(size), Some(sha256)) =
-            (field("Version"), field("Filename"), field("Size"), field("SHA256"))
-        else {
+        let (Some(version), Some(filename), Some(size), Some(sha256)) = (
+            field("Version"),
+            field("Filename"),
+            field("Size"),
+            field("SHA256"),
+        ) else {
             continue;
         };
         let Ok(size) = size.parse() else { continue };
@@ -128,7 +133,9 @@ SHA256:
         let xz = &hashes["main/binary-amd64/Packages.xz"];
         assert_eq!(xz.size, 1000);
         assert!(xz.sha256.starts_with("bbbb"));
-        assert!(hashes["main/binary-amd64/Packages"].sha256.starts_with("aaaa"));
+        assert!(hashes["main/binary-amd64/Packages"]
+            .sha256
+            .starts_with("aaaa"));
     }
 
     const PACKAGES: &str = "\
@@ -164,7 +171,11 @@ Size: 1
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[0].size, 100);
         let all = parse_packages(PACKAGES, |_| true);
-        assert_eq!(all.len(), 3, "a stanza without SHA256 is unusable and dropped");
+        assert_eq!(
+            all.len(),
+            3,
+            "a stanza without SHA256 is unusable and dropped"
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ impl Mirrors {
         if let Ok(archive) = std::env::var(MIRROR_ENV) {
             return Ok(Mirrors {
                 archive: trim_slash(&archive),
-                security: std::env::var(SECURITY_MIRROR_ENV).ok().map(|s| trim_slash(&s)),
+                security: std::env::var(SECURITY_MIRROR_ENV)
+                    .ok()
+                    .map(|s| trim_slash(&s)),
                 origin: format!("${MIRROR_ENV}"),
             });
         }
@@ -83,8 +85,19 @@ pub struct AptEntry {
 /// Debian's own release names; other repositories on the host (vendors' apt repos) are
 /// recognised by not using them.
 const DEBIAN_SUITES: &[&str] = &[
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "experimental",
-    "oldoldstable", "oldstable", "stable", "testing", "unstable",
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "experimental",
+    "oldoldstable",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
 ];
 
 fn is_debian_suite(suite: &str) -> bool {
@@ -95,10 +108,11 @@ fn is_debian_suite(suite: &str) -> bool {
 /// Picks the main and security mirrors out of apt's entries.
 pub fn from_entries(entries: &[AptEntry]) -> Option<Mirrors> {
     let debian = |e: &&AptEntry| e.suites.iter().any(|s| is_debian_suite(s));
-    let archive = entries
-        .iter()
-        .filter(debian)
-        .find(|e| e.suites.iter().any(|s| !s.contains("-security") && !s.contains('/')))?;
+    let archive = entries.iter().filter(debian).find(|e| {
+        e.suites
+            .iter()
+            .any(|s| !s.contains("-security") && !s.contains('/'))
+    })?;
     let security = entries
         .iter()
         .filter(debian)
@@ -122,8 +136,15 @@ pub fn parse_deb822(text: &str) -> Vec<AptEntry> {
             if line.starts_with('#') {
                 continue;
             }
-            let Some((key, value)) = line.split_once(':') else { continue };
-            let words = || value.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let words = || {
+                value
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
             match key.trim().to_ascii_lowercase().as_str() {
                 "types" => types = words(),
                 "uris" => uris = words(),
@@ -147,7 +168,9 @@ pub fn parse_one_line(text: &str) -> Vec<AptEntry> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ") else { continue };
+        let Some(rest) = line.strip_prefix("deb ") else {
+            continue;
+        };
         let mut rest = rest.trim_start();
         if rest.starts_with('[') {
             match rest.find(']') {
@@ -211,7 +234,10 @@ Components: main
     fn finds_main_and_security_mirrors_in_deb822() {
         let m = from_entries(&parse_deb822(DEB822)).unwrap();
         assert_eq!(m.archive, "http://mirror.example/debian");
-        assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://mirror.example/debian-security")
+        );
         assert_eq!(m.for_suite("sid"), Some("http://mirror.example/debian"));
         assert_eq!(m.for_suite("bullseye-security"), m.security.as_deref());
     }
@@ -228,7 +254,10 @@ deb http://mirror.example/debian-security bullseye-security main
         assert_eq!(entries.len(), 3);
         let m = from_entries(&entries).unwrap();
         assert_eq!(m.archive, "http://mirror.example/debian");
-        assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://mirror.example/debian-security")
+        );
     }
 
     #[test]

@@ -1,0 +1,50 @@
+//! Each lesson, run for real: a real kernel booted in QEMU, real eBPF loaded by the guest
+//! agent. The lesson's output is normalised (see `bpflab::normalize`) and compared with
+//! its snapshot; accept an intended change with `cargo insta review`.
+
+use std::time::Duration;
+
+use bpflab::run::{self, RunRequest, RunResult};
+use bpflab::vm::VmEnd;
+use bpflab::{normalize, ui};
+use bpflab_protocol::{Event, Outcome};
+
+/// Runs one lesson on the default kernel of this machine's arch, and explains any failure
+/// with the guest console's tail.
+fn run_lesson(number: u32) -> RunResult {
+    let mut request = RunRequest::lesson(number);
+    // Generous: CI machines emulate the guest CPU and may be busy.
+    request.timeout = Duration::from_secs(300);
+    let result = run::run(&request, &mut |_| {}).expect("the run could not start");
+    if result.vm.end != VmEnd::Finished {
+        ui::explain_end(&result);
+        panic!("the VM did not finish: {:?}", result.vm.end);
+    }
+    result
+}
+
+fn snapshot_name(result: &RunResult, number: u32) -> String {
+    // Names of probed symbols differ by arch, so snapshots are per arch.
+    format!("lesson{number}-{}", result.kernel.arch)
+}
+
+#[test]
+fn lesson_1_greets_every_clone() {
+    let result = run_lesson(1);
+    let lesson = &result.lessons[0];
+    assert!(
+        matches!(lesson.outcome, Outcome::Passed(_)),
+        "{:?}",
+        lesson.outcome
+    );
+    let greetings = lesson
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Trace { line, .. } if line.contains("Hello World!!")))
+        .count();
+    assert_eq!(
+        greetings, 3,
+        "one greeting per process the workload created"
+    );
+    insta::assert_snapshot!(snapshot_name(&result, 1), normalize::transcript(lesson));
+}
