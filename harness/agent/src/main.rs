@@ -20,6 +20,9 @@ fn main() {
     let started_ms = system::boottime_ms();
     match prepare() {
         Ok((plan, sink)) => {
+            if let Some(fault) = plan.fault {
+                system::cause(fault);
+            }
             if let Err(e) = run_plan(&plan, &sink, started_ms) {
                 sink.send(&Event::AgentError {
                     message: format!("{e:#}"),

@@ -119,3 +119,20 @@ pub fn power_off() -> ! {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
+
+/// Causes a failure on purpose (see [`bpflab_protocol::Fault`]).
+pub fn cause(fault: bpflab_protocol::Fault) {
+    use bpflab_protocol::Fault;
+    eprintln!("bpflab-agent: causing the requested fault: {fault:?}");
+    match fault {
+        Fault::KernelPanic => {
+            // Magic SysRq `c` dereferences NULL in the kernel: a real panic, with a real oops.
+            let _ = std::fs::write("/proc/sys/kernel/sysrq", "1");
+            let _ = std::fs::write("/proc/sysrq-trigger", "c");
+        }
+        Fault::Hang => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        Fault::Silent => power_off(),
+    }
+}

@@ -43,22 +43,27 @@ pub fn compile_lesson(
             out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
         if !fresh {
             let src = lesson.dir.join(source);
+            // Written under a private name and renamed: two bpflab runs may compile the
+            // same lesson at once, and neither may ever load the other's half-written file.
+            let partial = out_dir.join(format!(".{name}.{}", std::process::id()));
             let output = Command::new(&clang)
                 .args(&flags)
                 .arg("-c")
                 .arg(&src)
                 .arg("-o")
-                .arg(&out)
+                .arg(&partial)
                 .output()
                 .with_context(|| format!("running {}", clang.display()))?;
             if !output.status.success() {
-                std::fs::remove_file(&out).ok();
+                std::fs::remove_file(&partial).ok();
                 bail!(
                     "clang could not compile {}:\n{}",
                     src.display(),
                     String::from_utf8_lossy(&output.stderr).trim_end()
                 );
             }
+            std::fs::rename(&partial, &out)
+                .with_context(|| format!("moving {} into place", out.display()))?;
             std::fs::write(&stamp, &inputs_hash)?;
         }
         objects.push(BpfObject { name, path: out });

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use bpflab_protocol::Fault;
+
 use crate::accel::AccelRequest;
 use crate::arch::Arch;
 use crate::catalog::Catalog;
@@ -78,6 +80,14 @@ struct LessonArgs {
     /// Ask the archive for the newest kernel of the series even if one is cached.
     #[arg(long)]
     refresh_kernel: bool,
+    /// Make the guest fail on purpose: kernel-panic, hang or silent (for testing bpflab).
+    #[arg(long, hide = true, value_parser = parse_fault)]
+    inject_fault: Option<Fault>,
+}
+
+fn parse_fault(s: &str) -> Result<Fault, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("unknown fault `{s}` (kernel-panic, hang, silent)"))
 }
 
 fn default_arch() -> &'static str {
@@ -110,6 +120,7 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
         memory_mib: args.memory,
         verbose_kernel: args.verbose,
         refresh_kernel: args.refresh_kernel,
+        fault: args.inject_fault,
     };
     let mut view = ui::LiveView::new(args.verbose);
     let result = run::run(&request, &mut |p| view.show(p));

@@ -65,6 +65,7 @@ pub fn download(
     let mut total = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     loop {
+        crate::interrupt::check()?;
         let n = reader
             .read(&mut buf)
             .with_context(|| format!("downloading {url} (interrupted after {total} bytes)"))?;
@@ -156,6 +157,121 @@ fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// Serves one HTTP response per connection on loopback: `body`, announced with
+    /// `claimed_len` bytes (more than `body` to simulate a cut connection), or a 404.
+    fn serve(body: &'static [u8], claimed_len: usize, status: u16) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {claimed_len}\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                if status == 200 {
+                    let _ = stream.write_all(body);
+                }
+            }
+        });
+        format!("http://{addr}/file")
+    }
+
+    fn expected_for(body: &[u8]) -> Expected {
+        Expected {
+            sha256: sha256_bytes(body),
+            size: body.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_verified_download_lands_complete() {
+        let url = serve(b"kernel bytes", 12, 200);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("k");
+        download(
+            &agent(),
+            &url,
+            &dest,
+            Some(&expected_for(b"kernel bytes")),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"kernel bytes");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn a_hash_mismatch_keeps_nothing() {
+        let url = serve(b"tampered!!!!", 12, 200);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("k");
+        let err = download(
+            &agent(),
+            &url,
+            &dest,
+            Some(&expected_for(b"kernel bytes")),
+            "test",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("SHA-256 mismatch"), "{err:#}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing kept"
+        );
+    }
+
+    #[test]
+    fn a_truncated_download_keeps_nothing() {
+        let url = serve(b"kernel", 12, 200);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("k");
+        let err = download(
+            &agent(),
+            &url,
+            &dest,
+            Some(&expected_for(b"kernel bytes")),
+            "test",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("interrupted") || msg.contains("cut short"),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing kept"
+        );
+    }
+
+    #[test]
+    fn not_found_and_unreachable_are_told_apart() {
+        let url = serve(b"", 0, 404);
+        let dir = tempfile::tempdir().unwrap();
+        let err = download(&agent(), &url, &dir.path().join("k"), None, "test").unwrap_err();
+        assert!(err.to_string().contains("not found on the mirror"), "{err}");
+        // A port nothing listens on: connection refused at once.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = fetch_text(&agent(), &format!("http://{closed}/InRelease")).unwrap_err();
+        assert!(err.to_string().contains("mirror unreachable"), "{err}");
+    }
 
     #[test]
     fn hashes_match_known_values() {

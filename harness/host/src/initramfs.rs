@@ -77,7 +77,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -183,6 +183,7 @@ mod tests {
             lessons: vec![],
             channel: "/dev/ttyS1".into(),
             shell: false,
+            fault: None,
         };
         let bytes = build(
             &agent,

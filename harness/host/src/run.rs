@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bpflab_protocol::{Event, LessonPlan, Outcome, Plan};
+use bpflab_protocol::{Event, Fault, LessonPlan, Outcome, Plan};
 
 use crate::accel::{self, AccelChoice, AccelRequest};
 use crate::arch::Arch;
@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub verbose_kernel: bool,
     /// Re-resolve the kernel from the archive even if one is cached.
     pub refresh_kernel: bool,
+    /// A failure the guest should cause on purpose (tests of error handling).
+    pub fault: Option<Fault>,
 }
 
 impl RunRequest {
@@ -58,6 +60,7 @@ impl RunRequest {
             memory_mib: 512,
             verbose_kernel: false,
             refresh_kernel: false,
+            fault: None,
         }
     }
 }
@@ -240,6 +243,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
             .collect(),
         channel: qemu_config.channel().1.to_string(),
         shell: false,
+        fault: request.fault,
     };
     let dir_names: Vec<String> = selected.iter().map(|(l, _)| l.dir_name()).collect();
     let image_lessons: Vec<initramfs::LessonObjects> = dir_names

@@ -25,6 +25,21 @@ pub struct Plan {
     pub channel: String,
     /// After the lessons, give the learner an interactive shell instead of powering off.
     pub shell: bool,
+    /// A failure for the agent to cause on purpose, so tests can prove the host copes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+/// Failures the agent can be asked to cause (tests of the host's error handling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Crash the kernel (sysrq `c`): the host must report a panic with the console tail.
+    KernelPanic,
+    /// Stop doing anything: the host's timeout must kill QEMU.
+    Hang,
+    /// Power off without reporting anything: the host must say no result came.
+    Silent,
 }
 
 /// One lesson to run in the guest.
@@ -192,6 +207,7 @@ mod tests {
             }],
             channel: "/dev/ttyS1".into(),
             shell: false,
+            fault: Some(Fault::Hang),
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);
