@@ -10,6 +10,7 @@ pub type LessonFn = fn(&mut Lab) -> anyhow::Result<Outcome>;
 pub fn find(number: u32) -> Option<LessonFn> {
     match number {
         1 => Some(lesson_01_hello::run),
+        2 => Some(lesson_02_tcp::run),
         _ => None,
     }
 }

@@ -53,6 +53,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         boot_ms: started_ms,
     });
     system::raise_memlock_limit()?;
+    bpflab_guest::workload::bring_up_loopback()?;
     let trace = TracePipe::start(sink.clone())?;
     let mut loader = EbpfLoader::new();
 

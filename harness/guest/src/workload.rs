@@ -34,3 +34,99 @@ pub fn clone_children(n: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Brings the loopback interface up (the guest's only network interface). A fresh kernel
+/// has `lo` down; only an ioctl is needed, no `ip` tool.
+pub fn bring_up_loopback() -> anyhow::Result<()> {
+    // SAFETY: a socket used only for the ioctls below, closed at the end; `ifreq` is
+    // zeroed and its name is a NUL-terminated "lo".
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error()).context("socket() for SIOCSIFFLAGS");
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc != 0 {
+            return Err(err).context("bringing up the loopback interface");
+        }
+    }
+    Ok(())
+}
+
+/// A TCP connection over loopback inside the guest: a server that reads and discards
+/// everything, and a client that sends messages to it on demand.
+pub struct TcpConversation {
+    client: std::net::TcpStream,
+    server: Option<std::thread::JoinHandle<std::io::Result<u64>>>,
+    /// The server's address (`127.0.0.1:<port>`).
+    pub server_addr: std::net::SocketAddr,
+    /// The client's address (`127.0.0.1:<ephemeral port>`).
+    pub client_addr: std::net::SocketAddr,
+}
+
+impl TcpConversation {
+    /// Starts the server and connects the client.
+    pub fn open() -> anyhow::Result<TcpConversation> {
+        use std::io::Read;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback listener")?;
+        let server_addr = listener.local_addr()?;
+        let server = std::thread::Builder::new()
+            .name("tcp-server".into())
+            .spawn(move || -> std::io::Result<u64> {
+                let (mut conn, _) = listener.accept()?;
+                let mut buf = [0u8; 4096];
+                let mut total = 0;
+                loop {
+                    match conn.read(&mut buf)? {
+                        0 => return Ok(total),
+                        n => total += n as u64,
+                    }
+                }
+            })
+            .context("starting the server thread")?;
+        let client =
+            std::net::TcpStream::connect(server_addr).context("connecting over loopback")?;
+        client.set_nodelay(true)?;
+        let client_addr = client.local_addr()?;
+        Ok(TcpConversation {
+            client,
+            server: Some(server),
+            server_addr,
+            client_addr,
+        })
+    }
+
+    /// Sends one message of `size` bytes with a single write(2) (one `tcp_sendmsg` call).
+    pub fn send(&mut self, size: usize) -> anyhow::Result<()> {
+        use std::io::Write;
+        let message = vec![b'x'; size];
+        let written = self
+            .client
+            .write(&message)
+            .context("sending over loopback")?;
+        anyhow::ensure!(written == size, "short write: {written} of {size} bytes");
+        Ok(())
+    }
+
+    /// Closes the connection and returns how many bytes the server received.
+    pub fn close(mut self) -> anyhow::Result<u64> {
+        self.client.shutdown(std::net::Shutdown::Write)?;
+        let server = self.server.take().expect("joined once");
+        let received = server
+            .join()
+            .map_err(|_| anyhow::anyhow!("the server thread panicked"))?
+            .context("the loopback server failed")?;
+        Ok(received)
+    }
+}

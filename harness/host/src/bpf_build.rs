@@ -45,17 +45,19 @@ pub fn compile_lesson(
             let src = lesson.dir.join(source);
             // Written under a private name and renamed: two bpflab runs may compile the
             // same lesson at once, and neither may ever load the other's half-written file.
-            let partial = out_dir.join(format!(".{name}.{}", std::process::id()));
+            let partial = tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .tempfile_in(&out_dir)
+                .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
             let output = Command::new(&clang)
                 .args(&flags)
                 .arg("-c")
                 .arg(&src)
                 .arg("-o")
-                .arg(&partial)
+                .arg(partial.path())
                 .output()
                 .with_context(|| format!("running {}", clang.display()))?;
             if !output.status.success() {
-                std::fs::remove_file(&partial).ok();
                 bail!(
                     "clang could not compile {}:\n{}",
                     src.display(),

@@ -12,6 +12,7 @@
 //! | `pid N`, `tid N`                   | `pid <pid>`         |
 //! | durations (`12 ms`, `3.5us`, `2s`) | `<dur>`             |
 //! | `+0x12` offsets after a symbol     | `+0x<off>`          |
+//! | ports after an IPv4 address (`127.0.0.1:52558`) | `127.0.0.1:<port>` |
 //!
 //! Counts (`tcp_sendmsg: 10`, `3 greetings`) are never touched: they are what the tests
 //! assert.
@@ -48,6 +49,8 @@ static OFFSET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+0x[0-9a-fA-F]+").expect("valid regex"));
 static PID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(pid|tid)[ =:]+\d+").expect("valid regex"));
+static PORT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d+").expect("valid regex"));
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)?\s?(ns|us|µs|ms|s)\b").expect("valid regex"));
 
@@ -78,6 +81,7 @@ pub fn text(s: &str) -> String {
     let s = ADDR.replace_all(s, "0x<addr>");
     let s = OFFSET.replace_all(&s, "+0x<off>");
     let s = PID.replace_all(&s, "$1 <$1>");
+    let s = PORT.replace_all(&s, "$1:<port>");
     DURATION.replace_all(&s, "<dur>").into_owned()
 }
 

@@ -48,3 +48,48 @@ fn lesson_1_greets_every_clone() {
     );
     insta::assert_snapshot!(snapshot_name(&result, 1), normalize::transcript(lesson));
 }
+
+/// Lines of a lesson's events of one kind that contain `needle`.
+fn count(result: &RunResult, needle: &str, trace: bool) -> usize {
+    result.lessons[0]
+        .events
+        .iter()
+        .filter(|e| match e {
+            Event::Trace { line, .. } if trace => line.contains(needle),
+            Event::Output { line, .. } if !trace => line.contains(needle),
+            _ => false,
+        })
+        .count()
+}
+
+#[test]
+fn lesson_2_counts_every_send_exactly_and_times_each_message() {
+    let result = run_lesson(2);
+    let lesson = &result.lessons[0];
+    assert!(
+        matches!(lesson.outcome, Outcome::Passed(_)),
+        "{:?}",
+        lesson.outcome
+    );
+    // The counter part prints a growing count, ending at exactly the messages sent.
+    let counts: Vec<&str> = lesson
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Output { line, .. } => line.strip_prefix("tcp_sendmsg: "),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, ["10", "20", "30"]);
+    assert_eq!(
+        count(&result, "tcp_time:", true),
+        5,
+        "one latency line per timed message"
+    );
+    assert_eq!(
+        count(&result, "127.0.0.1:", false),
+        5,
+        "one sample with addresses per message"
+    );
+    insta::assert_snapshot!(snapshot_name(&result, 2), normalize::transcript(lesson));
+}

@@ -1,0 +1,230 @@
+//! Lesson 2, user side, in two parts:
+//!
+//! - **counter**: attach `counter.bpf.o` to `tcp_sendmsg`, send messages over loopback and
+//!   print the count the kernel keeps in the `stats` map, like the article's script.
+//! - **latency**: attach `latency.bpf.o` to `tcp_sendmsg` and `tcp_v4_do_rcv`, send
+//!   messages one by one and print, for each, how long it took from send to receive.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aya::maps::perf::{PerfEvent, PerfEventArray};
+use aya::maps::HashMap;
+use aya::programs::KProbe;
+use bpflab_guest::workload::TcpConversation;
+use bpflab_guest::{Lab, Outcome};
+
+/// Part a: rounds of messages, and how many messages per round.
+const ROUNDS: usize = 3;
+const MESSAGES_PER_ROUND: usize = 10;
+/// Part b: how many messages to time, and their size.
+const TIMED_MESSAGES: usize = 5;
+const MESSAGE_SIZE: usize = 100;
+
+/// Runs the parts the learner asked for (both by default).
+pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
+    let mut outcomes = Vec::new();
+    if lab.wants_part("counter") {
+        outcomes.push(counter(lab)?);
+    }
+    if lab.wants_part("latency") {
+        outcomes.push(latency(lab)?);
+    }
+    Ok(combine(outcomes))
+}
+
+fn counter(lab: &mut Lab) -> anyhow::Result<Outcome> {
+    lab.note("part counter: a hash map counts tcp_sendmsg calls");
+    let mut bpf = lab.load("counter.bpf.o")?;
+    let program: &mut KProbe = bpf
+        .program_mut("count_sendmsg")
+        .context("counter.bpf.o has no function `count_sendmsg`")?
+        .try_into()?;
+    program.load()?;
+    program.attach("tcp_sendmsg", 0)?;
+    lab.note("kprobe attached to tcp_sendmsg");
+
+    // The map the program writes: key 0 → number of calls.
+    let stats: HashMap<_, u32, u64> = HashMap::try_from(
+        bpf.map("stats")
+            .context("counter.bpf.o has no map `stats`")?,
+    )?;
+    let read_count = || stats.get(&0, 0).unwrap_or(0);
+
+    // Each send is one write(2), and each write(2) on a TCP socket is one tcp_sendmsg().
+    // The article's script prints once a second; here, once per round of sends.
+    let mut conversation = TcpConversation::open()?;
+    let mut sent = 0;
+    for _ in 0..ROUNDS {
+        for _ in 0..MESSAGES_PER_ROUND {
+            conversation.send(MESSAGE_SIZE)?;
+            sent += 1;
+        }
+        lab.print(format!("tcp_sendmsg: {}", read_count()));
+    }
+    conversation.close()?;
+
+    let counted = read_count();
+    Ok(if counted == sent as u64 {
+        Outcome::Passed(format!(
+            "counter: {sent} messages sent, {counted} tcp_sendmsg calls counted"
+        ))
+    } else {
+        Outcome::Failed(format!(
+            "counter: {sent} messages sent but {counted} tcp_sendmsg calls counted"
+        ))
+    })
+}
+
+fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
+    lab.note("part latency: time from tcp_sendmsg to tcp_v4_do_rcv, per message");
+    let mut bpf = lab.load("latency.bpf.o")?;
+    for (function, target) in [
+        ("on_sendmsg", "tcp_sendmsg"),
+        ("on_v4_do_rcv", "tcp_v4_do_rcv"),
+    ] {
+        let program: &mut KProbe = bpf
+            .program_mut(function)
+            .with_context(|| format!("latency.bpf.o has no function `{function}`"))?
+            .try_into()?;
+        program.load()?;
+        program.attach(target, 0)?;
+    }
+    lab.note("kprobes attached to tcp_sendmsg and tcp_v4_do_rcv");
+
+    // One perf buffer per CPU receives the programs' samples.
+    let mut samples =
+        PerfEventArray::try_from(bpf.take_map("samples").context("no map `samples`")?)?;
+    let cpus = aya::util::online_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    let mut buffers = cpus
+        .into_iter()
+        .map(|cpu| samples.open(cpu, None))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut conversation = TcpConversation::open()?;
+    lab.note(format!(
+        "client {} → server {}",
+        conversation.client_addr, conversation.server_addr
+    ));
+    for _ in 0..TIMED_MESSAGES {
+        conversation.send(MESSAGE_SIZE)?;
+        // Let the server read before the next send: a message that arrives while the
+        // server holds its socket is received later, in the server's thread, where the
+        // pid_tgid key does not match.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    conversation.close()?;
+
+    let mut timed = Vec::new();
+    let mut lost = 0;
+    for buffer in &mut buffers {
+        buffer.for_each(|event| match event {
+            PerfEvent::Sample { head, tail } => timed.push(Sample::parse(&[head, tail].concat())),
+            PerfEvent::Lost { count } => lost += count,
+        });
+    }
+    // The kernel's trace lines first, then ours: the same order on every run.
+    let lines = lab.wait_for_trace("tcp_time:", TIMED_MESSAGES, Duration::from_secs(10));
+    for sample in timed.iter().flatten() {
+        lab.print(sample.to_string());
+    }
+
+    let client_port = conversation_port(&timed, |s| s.sport);
+    let matches_connection = timed.iter().flatten().all(|s| {
+        Some(s.sport) == client_port
+            && s.saddr == Ipv4Addr::LOCALHOST
+            && s.size == MESSAGE_SIZE as u64
+    });
+    Ok(
+        if timed.len() == TIMED_MESSAGES
+            && lines.len() == TIMED_MESSAGES
+            && lost == 0
+            && matches_connection
+        {
+            Outcome::Passed(format!(
+            "latency: {TIMED_MESSAGES} messages sent, {TIMED_MESSAGES} timed from send to receive"
+        ))
+        } else {
+            Outcome::Failed(format!(
+            "latency: {TIMED_MESSAGES} messages sent, {} samples ({lost} lost), {} trace lines; \
+             addresses as expected: {matches_connection}",
+            timed.len(),
+            lines.len()
+        ))
+        },
+    )
+}
+
+/// One message's journey, as `struct sample` in latency.bpf.c lays it out.
+struct Sample {
+    size: u64,
+    pid: u32,
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    latency_ns: u64,
+}
+
+impl Sample {
+    fn parse(bytes: &[u8]) -> Option<Sample> {
+        let u64_at = |i: usize| Some(u64::from_ne_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
+        let u32_at = |i: usize| Some(u32::from_ne_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+        let u16_at = |i: usize| Some(u16::from_ne_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
+        // Addresses stay in network byte order, as the kernel stores them.
+        let addr_at = |i: usize| -> Option<Ipv4Addr> {
+            let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b))
+        };
+        Some(Sample {
+            size: u64_at(8)?,
+            pid: u32_at(16)?,
+            saddr: addr_at(20)?,
+            daddr: addr_at(24)?,
+            sport: u16_at(28)?,
+            dport: u16_at(30)?,
+            latency_ns: u64_at(32)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{} → {}:{}  pid {}  {} bytes  {:.3} ms",
+            self.saddr,
+            self.sport,
+            self.daddr,
+            self.dport,
+            self.pid,
+            self.size,
+            self.latency_ns as f64 / 1e6
+        )
+    }
+}
+
+/// The port all samples agree on, if they do.
+fn conversation_port(samples: &[Option<Sample>], port: impl Fn(&Sample) -> u16) -> Option<u16> {
+    samples.iter().flatten().map(port).next()
+}
+
+/// Both parts passed → passed; otherwise the worst outcome, with every part's reason.
+fn combine(outcomes: Vec<Outcome>) -> Outcome {
+    let reasons = outcomes
+        .iter()
+        .map(|o| o.reason().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
+        Outcome::Failed(reasons)
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Unsupported(_)))
+    {
+        Outcome::Unsupported(reasons)
+    } else {
+        Outcome::Passed(reasons)
+    }
+}
