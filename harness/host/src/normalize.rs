@@ -9,6 +9,7 @@
 //! | trace line CPU, flags, timestamp   | `[<cpu>] <flags> <time>` |
 //! | the trace function tag (`bpf_trace_printk:` on new kernels, `0:` or an address on old ones) | `bpf_trace_printk:` |
 //! | kernel addresses (`0xffff…`, 8+ hex digits) | `0x<addr>`  |
+//! | bare 64-bit kernel addresses (`ffffffff812dca9d`) | `<addr>` |
 //! | `pid N`, `tid N`                   | `pid <pid>`         |
 //! | durations (`12 ms`, `3.5us`, `2s`) | `<dur>`             |
 //! | `+0x12` offsets after a symbol     | `+0x<off>`          |
@@ -45,6 +46,8 @@ static TRACE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ADDR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"0x[0-9a-fA-F]{8,}").expect("valid regex"));
+static BARE_ADDR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bffff[0-9a-f]{12}\b").expect("valid regex"));
 static OFFSET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+0x[0-9a-fA-F]+").expect("valid regex"));
 static PID: LazyLock<Regex> =
@@ -79,6 +82,7 @@ pub fn trace(line: &str) -> String {
 /// Free text (notes, output lines) with addresses, pids and durations replaced.
 pub fn text(s: &str) -> String {
     let s = ADDR.replace_all(s, "0x<addr>");
+    let s = BARE_ADDR.replace_all(&s, "<addr>");
     let s = OFFSET.replace_all(&s, "+0x<off>");
     let s = PID.replace_all(&s, "$1 <$1>");
     let s = PORT.replace_all(&s, "$1:<port>");
@@ -158,7 +162,7 @@ mod tests {
         assert_eq!(text("tcp_sendmsg: 10"), "tcp_sendmsg: 10");
         assert_eq!(
             text("obj 0xffff888003a1b2c0 is 2sec old was allocated at ip ffffffff81234567"),
-            "obj 0x<addr> is 2sec old was allocated at ip ffffffff81234567"
+            "obj 0x<addr> is 2sec old was allocated at ip <addr>"
         );
         assert_eq!(text("at __alloc_skb+0x5a"), "at __alloc_skb+0x<off>");
         assert_eq!(text("pid 123 sent"), "pid <pid> sent");

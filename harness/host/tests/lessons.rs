@@ -93,3 +93,22 @@ fn lesson_2_counts_every_send_exactly_and_times_each_message() {
     );
     insta::assert_snapshot!(snapshot_name(&result, 2), normalize::transcript(lesson));
 }
+
+#[test]
+fn lesson_3_finds_objects_older_than_a_second() {
+    let result = run_lesson(3);
+    let lesson = &result.lessons[0];
+    assert!(
+        matches!(lesson.outcome, Outcome::Passed(_)),
+        "{:?}",
+        lesson.outcome
+    );
+    assert!(count(&result, "sec old was allocated at ip", false) >= 3);
+    assert!(
+        lesson.events.iter().any(
+            |e| matches!(e, Event::Note { text, .. } if text.starts_with("allocator entry point"))
+        ),
+        "the lesson says which allocator symbol it probed"
+    );
+    insta::assert_snapshot!(snapshot_name(&result, 3), normalize::transcript(lesson));
+}
