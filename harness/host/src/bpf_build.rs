@@ -30,6 +30,13 @@ pub fn compile_lesson(
     if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
         bail!("libbpf's headers (bpf/bpf_helpers.h) are missing; install them with: sudo apt-get install libbpf-dev");
     }
+    if asm_include_dir(arch).is_none() {
+        bail!(
+            "the kernel headers of {arch} (asm/ptrace.h, for pt_regs) are missing; install them with: \
+             sudo apt-get install {}",
+            asm_headers_package(arch)
+        );
+    }
     let out_dir = out_root.join(arch.name()).join(lesson.dir_name());
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let flags = clang_flags(arch);
@@ -80,17 +87,37 @@ pub fn clang_flags(arch: Arch) -> Vec<String> {
         .map(String::from)
         .to_vec();
     flags.push(format!("-D{}", arch.bpf_target_define()));
-    // <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the multiarch directory.
-    for multiarch in [
-        "/usr/include/x86_64-linux-gnu",
-        "/usr/include/aarch64-linux-gnu",
-    ] {
-        if Path::new(multiarch).join("asm/types.h").is_file() {
-            flags.push(format!("-I{multiarch}"));
-            break;
-        }
+    if let Some(dir) = asm_include_dir(arch) {
+        flags.push(format!("-I{}", dir.display()));
     }
     flags
+}
+
+/// Where the guest arch's `asm/` headers are. They must be the guest's, not the host's:
+/// libbpf's PT_REGS_* macros read `struct pt_regs` (x86-64) or `struct user_pt_regs`
+/// (arm64) from them. Debian keeps the native arch's in the multiarch directory and
+/// another arch's in a `-cross` package.
+pub fn asm_include_dir(arch: Arch) -> Option<PathBuf> {
+    let triple = match arch {
+        Arch::X86_64 => "x86_64-linux-gnu",
+        Arch::Arm64 => "aarch64-linux-gnu",
+    };
+    [
+        format!("/usr/include/{triple}"),
+        format!("/usr/{triple}/include"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|dir| dir.join("asm/ptrace.h").is_file())
+}
+
+/// The Debian package with an arch's kernel headers.
+fn asm_headers_package(arch: Arch) -> &'static str {
+    match (arch, Arch::host()) {
+        (a, Some(h)) if a == h => "linux-libc-dev",
+        (Arch::X86_64, _) => "linux-libc-dev-amd64-cross",
+        (Arch::Arm64, _) => "linux-libc-dev-arm64-cross",
+    }
 }
 
 /// Hash of everything that affects the objects: the lesson's C sources and headers, and
