@@ -5,6 +5,7 @@
 //! must never exit: when init exits, the kernel panics.
 
 mod lessons;
+mod shell;
 mod system;
 
 use std::panic::AssertUnwindSafe;
@@ -56,6 +57,8 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     bpflab_guest::workload::bring_up_loopback()?;
     let trace = TracePipe::start(sink.clone())?;
     let mut loader = EbpfLoader::new();
+    // Programs lessons keep attached for the learner's shell; dropped (detached) at the end.
+    let mut kept = Vec::new();
 
     for lesson in &plan.lessons {
         sink.send(&Event::LessonStart {
@@ -78,13 +81,21 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
                 lesson.number
             )),
         };
-        loader = lab.into_loader();
+        let (returned, lesson_kept) = lab.into_parts();
+        loader = returned;
+        kept.extend(lesson_kept);
         sink.send(&Event::LessonEnd {
             lesson: lesson.number,
             outcome,
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
     }
+    if plan.shell {
+        shell::run().context("running the shell")?;
+        // On a console shared with the channel (arm64), the shell's exit hung it up.
+        sink.replace(Box::new(system::open_channel(&plan.channel)?));
+    }
+    drop(kept);
     Ok(())
 }
 

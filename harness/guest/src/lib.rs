@@ -38,6 +38,7 @@ pub struct Lab {
     trace: Arc<TracePipe>,
     loader: EbpfLoader<'static>,
     kallsyms: Option<Kallsyms>,
+    kept: Vec<Ebpf>,
 }
 
 impl Lab {
@@ -59,13 +60,21 @@ impl Lab {
             trace,
             loader,
             kallsyms: None,
+            kept: Vec::new(),
         }
     }
 
-    /// Gives back the loader so the next lesson can reuse it (building one reparses the
-    /// kernel's BTF, which costs about half a second under emulation).
-    pub fn into_loader(self) -> EbpfLoader<'static> {
-        self.loader
+    /// Gives back the loader, so the next lesson can reuse it (building one reparses the
+    /// kernel's BTF, which costs about half a second under emulation), and the programs
+    /// the lesson asked to keep attached.
+    pub fn into_parts(self) -> (EbpfLoader<'static>, Vec<Ebpf>) {
+        (self.loader, self.kept)
+    }
+
+    /// Keeps the lesson's programs attached after it returns, for the learner to explore
+    /// with `--shell`. Without `--shell` they are detached when the run ends.
+    pub fn keep_attached(&mut self, bpf: Ebpf) {
+        self.kept.push(bpf);
     }
 
     /// Loads one of the lesson's compiled objects (e.g. `"hello.bpf.o"`): creates its maps.

@@ -19,6 +19,13 @@ impl EventSink {
         }
     }
 
+    /// Swaps the channel for a freshly opened one. Needed after a shell session on the
+    /// console ends: the kernel hangs the terminal up, and every descriptor opened on it
+    /// before fails from then on.
+    pub fn replace(&self, out: Box<dyn Write + Send>) {
+        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = out;
+    }
+
     /// Sends one event. A broken channel cannot be reported anywhere but the console, so
     /// that is where a failure goes.
     pub fn send(&self, event: &Event) {

@@ -18,6 +18,18 @@ pub struct Catalog {
     /// Every known series, oldest first.
     #[serde(rename = "kernel")]
     pub kernels: Vec<KernelSeries>,
+    /// Where the guest's busybox (for `--shell`) comes from.
+    pub busybox: GuestTool,
+}
+
+/// A tool for the guest, from a Debian package.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestTool {
+    /// Suites to look in.
+    pub suites: Vec<String>,
+    /// Package name pattern (the same for every arch).
+    pub package: String,
 }
 
 /// One kernel series (e.g. `6.1`) and its sources.
@@ -112,15 +124,22 @@ mod tests {
         assert!(!p72.is_match("linux-base-7.2.13+deb14-cloud-amd64"));
     }
 
+    const BUSYBOX: &str = "[busybox]\nsuites = [\"stable\"]\npackage = 'busybox'\n";
+
     #[test]
     fn rejects_a_default_that_does_not_exist() {
-        let err = Catalog::parse("default = \"9.9\"\n[[kernel]]\nseries = \"6.1\"\n").unwrap_err();
+        let err = Catalog::parse(&format!(
+            "default = \"9.9\"\n[[kernel]]\nseries = \"6.1\"\n{BUSYBOX}"
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("9.9"));
     }
 
     #[test]
     fn rejects_unknown_architectures() {
-        let text = "default = \"6.1\"\n[[kernel]]\nseries = \"6.1\"\ndebian.sparc = 'x'\n";
-        assert!(Catalog::parse(text).is_err());
+        let text = format!(
+            "default = \"6.1\"\n[[kernel]]\nseries = \"6.1\"\ndebian.sparc = 'x'\n{BUSYBOX}"
+        );
+        assert!(Catalog::parse(&text).is_err());
     }
 }

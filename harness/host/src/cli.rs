@@ -37,7 +37,8 @@ Examples:
   bpflab lesson 1                      the default kernel, this machine's arch
   bpflab lesson 1 --kernel 5.10        another kernel series (see `bpflab kernels`)
   bpflab lesson 1 --kernel ./bzImage   a kernel you built
-  bpflab lesson 1 -v --timings         also the guest's console, and where the time went")]
+  bpflab lesson 1 -v --timings         also the guest's console, and where the time went
+  bpflab lesson 1 --shell              then a shell in the guest: type `ls` and watch")]
     Lesson(LessonArgs),
     /// List the lessons.
     Lessons,
@@ -59,9 +60,14 @@ struct LessonArgs {
     /// Part of the lesson to run (repeatable); default: all of them in order.
     #[arg(long = "part", value_name = "PART")]
     parts: Vec<String>,
-    /// Stop the VM if it has not finished after this many seconds.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    timeout: u64,
+    /// After the lesson, open a shell inside the guest with its programs still attached:
+    /// type commands and watch the lesson react. `exit` ends the VM.
+    #[arg(long)]
+    shell: bool,
+    /// Stop the VM if it has not finished after this many seconds
+    /// [default: 180; none with --shell].
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
     /// KVM when usable, else emulation (auto); or force one.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
     accel: AccelRequest,
@@ -116,13 +122,18 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
         arch: args.arch,
         accel: args.accel,
         machine: args.machine,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: match (args.timeout, args.shell) {
+            (Some(secs), _) => Some(Duration::from_secs(secs)),
+            (None, true) => None,
+            (None, false) => Some(Duration::from_secs(180)),
+        },
+        shell: args.shell,
         memory_mib: args.memory,
         verbose_kernel: args.verbose,
         refresh_kernel: args.refresh_kernel,
         fault: args.inject_fault,
     };
-    let mut view = ui::LiveView::new(args.verbose);
+    let mut view = ui::LiveView::new(args.verbose, args.shell);
     let result = run::run(&request, &mut |p| view.show(p));
     view.finish();
     let result = result?;

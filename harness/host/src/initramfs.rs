@@ -86,10 +86,16 @@ impl Cpio {
 /// One lesson's objects to put in the image: guest directory name and (name, host path).
 pub type LessonObjects<'a> = (&'a str, Vec<(&'a str, &'a Path)>);
 
-/// Builds the initramfs for one boot.
-pub fn build(agent: &Path, plan: &Plan, lessons: &[LessonObjects<'_>]) -> anyhow::Result<Vec<u8>> {
+/// Builds the initramfs for one boot. `busybox`, when given, becomes `/bin/busybox`
+/// (for `--shell`).
+pub fn build(
+    agent: &Path,
+    plan: &Plan,
+    lessons: &[LessonObjects<'_>],
+    busybox: Option<&Path>,
+) -> anyhow::Result<Vec<u8>> {
     let mut cpio = Cpio::new();
-    for dir in ["dev", "proc", "sys", "tmp", "bpflab", LESSONS_DIR] {
+    for dir in ["dev", "proc", "sys", "tmp", "bin", "bpflab", LESSONS_DIR] {
         cpio.dir(dir, 0o755);
     }
     // The kernel opens /dev/console for init's stdin/out/err before init runs, so it must
@@ -99,6 +105,11 @@ pub fn build(agent: &Path, plan: &Plan, lessons: &[LessonObjects<'_>]) -> anyhow
         .with_context(|| format!("reading the guest agent {}", agent.display()))?;
     cpio.file("init", 0o755, &agent_bytes);
     cpio.file(PLAN_PATH, 0o644, &serde_json::to_vec_pretty(plan)?);
+    if let Some(busybox) = busybox {
+        let bytes =
+            std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
+        cpio.file("bin/busybox", 0o755, &bytes);
+    }
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
         cpio.dir(&dir, 0o755);
@@ -189,6 +200,7 @@ mod tests {
             &agent,
             &plan,
             &[("01-hello", vec![("hello.bpf.o", obj.as_path())])],
+            Some(&agent),
         )
         .unwrap();
         let names: Vec<String> = parse(&bytes).into_iter().map(|e| e.0).collect();
@@ -197,6 +209,7 @@ mod tests {
             "dev/console",
             "bpflab/plan.json",
             "bpflab/lessons/01-hello/hello.bpf.o",
+            "bin/busybox",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod debian;
 pub mod fetch;
+pub mod guest_tools;
 pub mod initramfs;
 pub mod interrupt;
 pub mod kernel;

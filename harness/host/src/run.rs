@@ -20,7 +20,7 @@ use crate::kernel::{self, KernelImage, KernelSpec};
 use crate::lessons::{self, Lesson};
 use crate::qemu::{Machine, QemuConfig};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{agent_build, bpf_build, initramfs, interrupt, tools};
+use crate::{agent_build, bpf_build, guest_tools, initramfs, interrupt, tools};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,8 +35,10 @@ pub struct RunRequest {
     pub accel: AccelRequest,
     /// Machine type; `None` for the arch's default.
     pub machine: Option<Machine>,
-    /// Limit for the VM, from QEMU's start to its exit.
-    pub timeout: Duration,
+    /// Limit for the VM, from QEMU's start to its exit (none: no limit).
+    pub timeout: Option<Duration>,
+    /// After the lessons, an interactive shell in the guest on the user's terminal.
+    pub shell: bool,
     /// Guest memory.
     pub memory_mib: u32,
     /// Full kernel boot log on the console.
@@ -56,7 +58,8 @@ impl RunRequest {
             arch: Arch::host().unwrap_or(Arch::X86_64),
             accel: AccelRequest::Auto,
             machine: None,
-            timeout: Duration::from_secs(120),
+            timeout: Some(Duration::from_secs(180)),
+            shell: false,
             memory_mib: 512,
             verbose_kernel: false,
             refresh_kernel: false,
@@ -242,7 +245,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
             })
             .collect(),
         channel: qemu_config.channel().1.to_string(),
-        shell: false,
+        shell: request.shell,
         fault: request.fault,
     };
     let dir_names: Vec<String> = selected.iter().map(|(l, _)| l.dir_name()).collect();
@@ -258,7 +261,11 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
             )
         })
         .collect();
-    let image = initramfs::build(&agent, &plan, &image_lessons)?;
+    let busybox = match request.shell {
+        true => Some(guest_tools::busybox(&config, &catalog, request.arch)?),
+        false => None,
+    };
+    let image = initramfs::build(&agent, &plan, &image_lessons, busybox.as_deref())?;
     std::fs::write(&qemu_config.initrd, &image)
         .with_context(|| format!("writing {}", qemu_config.initrd.display()))?;
     timings.initramfs = t.elapsed();
@@ -271,7 +278,11 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     progress(Progress::Booting(&kernel));
     let vm_started = Instant::now();
     let mut collector = Collector::new(&selected);
-    let vm = vm::run(&qemu, &qemu_config, request.timeout, |line| {
+    let options = vm::VmOptions {
+        timeout: request.timeout,
+        interactive: request.shell,
+    };
+    let vm = vm::run(&qemu, &qemu_config, options, |line| {
         collector.take(&line, vm_started.elapsed(), &mut timings);
         progress(Progress::Vm(&line));
     })?;

@@ -52,15 +52,18 @@ use crate::vm::{VmEnd, VmLine};
 /// Renders a run live: stages, the boot, and every event as the guest sends it.
 pub struct LiveView {
     verbose: bool,
+    interactive: bool,
     booting: Option<ProgressBar>,
     accel_note: Option<String>,
 }
 
 impl LiveView {
-    /// `verbose` also shows the guest's console (kernel messages).
-    pub fn new(verbose: bool) -> LiveView {
+    /// `verbose` also shows the guest's console (kernel messages); `interactive` means the
+    /// console is passed through to the terminal as it is (`--shell`).
+    pub fn new(verbose: bool, interactive: bool) -> LiveView {
         LiveView {
             verbose,
+            interactive,
             booting: None,
             accel_note: None,
         }
@@ -87,7 +90,7 @@ impl LiveView {
                 )));
             }
             Progress::Vm(VmLine::Console(line)) => {
-                if self.verbose {
+                if self.verbose && !self.interactive {
                     self.println(format!("{} {}", style("│").dim(), style(line).dim()));
                 }
             }
@@ -138,6 +141,11 @@ impl LiveView {
     fn println(&self, line: String) {
         match &self.booting {
             Some(bar) => bar.println(line),
+            // The terminal may be raw while the guest's shell owns it: end lines by hand.
+            None if self.interactive => {
+                print!("{line}\r\n");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
             None => println!("{line}"),
         }
     }

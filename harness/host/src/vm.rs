@@ -60,30 +60,42 @@ const PANIC_DRAIN: Duration = Duration::from_millis(800);
 /// After the agent's `Done`, how long the guest gets to power off by itself.
 const POWEROFF_GRACE: Duration = Duration::from_secs(5);
 
+/// How to run the VM.
+#[derive(Debug, Clone, Copy)]
+pub struct VmOptions {
+    /// Kill the VM if it has not finished by then (none: wait as long as it runs).
+    pub timeout: Option<Duration>,
+    /// The user's terminal is connected to the guest console (for `--shell`): keystrokes
+    /// go in, console bytes come out as they are, not line by line.
+    pub interactive: bool,
+}
+
 /// Boots the VM described by `config` with `qemu` and reports every line to `on_line`.
 /// The channel FIFOs are created at `config.channel_fifo` (`.in`/`.out`); the caller owns
 /// the directory they are in.
 pub fn run(
     qemu: &Path,
     config: &QemuConfig,
-    timeout: Duration,
+    options: VmOptions,
     mut on_line: impl FnMut(VmLine),
 ) -> anyhow::Result<VmReport> {
     let fifo_out = make_channel_fifos(&config.channel_fifo)?;
+    let terminal = options.interactive.then(TerminalState::save).flatten();
     let started = Instant::now();
-    let mut child = spawn(qemu, config)?;
-    // From here on, every path out of this function goes through `finish`, which kills
-    // and reaps QEMU.
+    let mut child = spawn(qemu, config, options.interactive)?;
+    // From here on, every path out of this function kills and reaps QEMU.
     let result = pump(
         &mut child,
         fifo_out,
         config.channel().0,
         started,
-        timeout,
+        options,
         &mut on_line,
     );
     let _ = child.kill();
     let status = child.wait().ok();
+    // QEMU puts the terminal in raw mode for the guest; if it was killed, undo that.
+    drop(terminal);
     let mut report = result?;
     report.wall = started.elapsed();
     if let VmEnd::ExitedEarly(reason) = &mut report.end {
@@ -122,17 +134,24 @@ fn make_channel_fifos(prefix: &Path) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn spawn(qemu: &Path, config: &QemuConfig) -> anyhow::Result<Child> {
+fn spawn(qemu: &Path, config: &QemuConfig, interactive: bool) -> anyhow::Result<Child> {
     let mut cmd = Command::new(qemu);
     cmd.args(config.args())
-        .stdin(Stdio::null())
+        .stdin(if interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
-            // Its own process group: Ctrl-C goes to bpflab, which stops QEMU itself.
-            libc::setpgid(0, 0);
+        cmd.pre_exec(move || {
+            // Its own process group: Ctrl-C goes to bpflab, which stops QEMU itself. (With
+            // --shell the terminal is raw and Ctrl-C reaches the guest's shell instead.)
+            if !interactive {
+                libc::setpgid(0, 0);
+            }
             // If bpflab dies without cleaning up (SIGKILL), QEMU dies with it.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
@@ -171,7 +190,7 @@ fn pump(
     channel: OwnedFd,
     kind: ChannelKind,
     started: Instant,
-    timeout: Duration,
+    options: VmOptions,
     on_line: &mut impl FnMut(VmLine),
 ) -> anyhow::Result<VmReport> {
     let epoll = Epoll::new().context("epoll_create")?;
@@ -192,7 +211,14 @@ fn pump(
         watch(fd, WAKE)?;
     }
 
+    // "No timeout" is a deadline far beyond any session.
+    let timeout = options
+        .timeout
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let deadline = started + timeout;
+    let mut passthrough = options
+        .interactive
+        .then(|| MarkerFilter::new(kind == ChannelKind::SharedConsole));
     let mut console_buf = LineBuffer::default();
     let mut channel_buf = LineBuffer::default();
     let mut stderr_text = Vec::new();
@@ -251,7 +277,14 @@ fn pump(
         for event in &events[..n] {
             match event.data() {
                 CONSOLE => {
-                    for line in console_buf.read_lines(&mut console) {
+                    let raw = console_buf.read_available(&mut console);
+                    if let Some(filter) = passthrough.as_mut() {
+                        let shown = filter.feed(&raw);
+                        let mut out = std::io::stdout().lock();
+                        let _ = std::io::Write::write_all(&mut out, &shown);
+                        let _ = std::io::Write::flush(&mut out);
+                    }
+                    for line in console_buf.feed(&raw) {
                         let (panic, is_done) = handle_console(line, &mut tail, on_line);
                         if panic && !panicked {
                             panicked = true;
@@ -341,6 +374,13 @@ struct LineBuffer {
 impl LineBuffer {
     /// Reads whatever is available now (non-blocking) and returns the complete lines.
     fn read_lines(&mut self, source: &mut impl Read) -> Vec<String> {
+        let raw = self.read_available(source);
+        self.feed(&raw)
+    }
+
+    /// Reads whatever is available now (non-blocking), as raw bytes.
+    fn read_available(&mut self, source: &mut impl Read) -> Vec<u8> {
+        let mut raw = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
             match source.read(&mut buf) {
@@ -348,15 +388,17 @@ impl LineBuffer {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break, // WouldBlock: nothing more for now
             }
         }
-        self.take_lines()
+        raw
     }
 
-    fn take_lines(&mut self) -> Vec<String> {
+    /// Adds bytes and returns the lines they complete.
+    fn feed(&mut self, raw: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(raw);
         let mut lines = Vec::new();
         while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
             let raw: Vec<u8> = self.pending.drain(..=pos).collect();
@@ -367,9 +409,92 @@ impl LineBuffer {
     }
 }
 
+/// What the user's terminal gets of the console in interactive mode: every byte at once
+/// (a shell prompt has no newline), except event lines, which are shown as events.
+struct MarkerFilter {
+    /// Events share the console (arm64): hold back lines that may be events.
+    shared: bool,
+    at_line_start: bool,
+    held: Vec<u8>,
+}
+
+impl MarkerFilter {
+    fn new(shared: bool) -> MarkerFilter {
+        MarkerFilter {
+            shared,
+            at_line_start: true,
+            held: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        if !self.shared {
+            return bytes.to_vec();
+        }
+        let marker = EVENT_MARKER.as_bytes();
+        let mut out = Vec::new();
+        for &b in bytes {
+            if self.at_line_start || !self.held.is_empty() {
+                self.held.push(b);
+                let could_be_event = if self.held.len() <= marker.len() {
+                    marker.starts_with(&self.held)
+                } else {
+                    self.held.starts_with(marker)
+                };
+                if !could_be_event {
+                    out.append(&mut self.held);
+                } else if b == b'\n' {
+                    self.held.clear(); // an event line: shown as an event, not raw
+                }
+            } else {
+                out.push(b);
+            }
+            self.at_line_start = b == b'\n';
+        }
+        out
+    }
+}
+
+/// The terminal's settings, put back when dropped.
+struct TerminalState(libc::termios);
+
+impl TerminalState {
+    fn save() -> Option<TerminalState> {
+        // SAFETY: tcgetattr on stdin with a zeroed struct to fill.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return None;
+            }
+            let mut tio: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(0, &mut tio) == 0).then_some(TerminalState(tio))
+        }
+    }
+}
+
+impl Drop for TerminalState {
+    fn drop(&mut self) {
+        // SAFETY: restores settings read from the same descriptor.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passthrough_hides_event_lines_but_not_prompts() {
+        let mut f = MarkerFilter::new(true);
+        let mut shown = f.feed(b"bpflab:/# ");
+        shown.extend(f.feed(b"ls\r\n@bpf"));
+        shown.extend(f.feed(b"lab {\"event\":\"done\"}\nbin  dev\n@x\n"));
+        assert_eq!(
+            String::from_utf8(shown).unwrap(),
+            "bpflab:/# ls\r\nbin  dev\n@x\n"
+        );
+        let mut own_port = MarkerFilter::new(false);
+        assert_eq!(own_port.feed(b"@bpflab raw"), b"@bpflab raw");
+    }
 
     #[test]
     fn line_buffer_keeps_partial_lines_for_later() {

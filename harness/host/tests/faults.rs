@@ -14,7 +14,7 @@ use bpflab_protocol::{Fault, Outcome};
 fn run_with_fault(fault: Fault, timeout: Duration) -> RunResult {
     let mut request = RunRequest::lesson(1);
     request.fault = Some(fault);
-    request.timeout = timeout;
+    request.timeout = Some(timeout);
     run::run(&request, &mut |_| {}).expect("the run could not start")
 }
 

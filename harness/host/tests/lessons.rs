@@ -14,7 +14,7 @@ use bpflab_protocol::{Event, Outcome};
 fn run_lesson(number: u32) -> RunResult {
     let mut request = RunRequest::lesson(number);
     // Generous: CI machines emulate the guest CPU and may be busy.
-    request.timeout = Duration::from_secs(300);
+    request.timeout = Some(Duration::from_secs(300));
     let result = run::run(&request, &mut |_| {}).expect("the run could not start");
     if result.vm.end != VmEnd::Finished {
         ui::explain_end(&result);

@@ -38,6 +38,9 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
     // Every line of the trace pipe is already streaming to your terminal; count ours.
     let greetings = lab.wait_for_trace("Hello World!!", PROCESSES, Duration::from_secs(10));
+
+    // With `--shell`, the program stays attached while you type commands.
+    lab.keep_attached(bpf);
     Ok(if greetings.len() == PROCESSES {
         Outcome::Passed(format!(
             "{PROCESSES} processes created, {PROCESSES} greetings"

@@ -130,6 +130,9 @@ fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
         lab.print(sample.to_string());
     }
 
+    // With `--shell`, keep timing: try `nc -l -p 9000 &` then `echo hi | nc 127.0.0.1 9000`.
+    lab.keep_attached(bpf);
+
     let client_port = conversation_port(&timed, |s| s.sport);
     let matches_connection = timed.iter().flatten().all(|s| {
         Some(s.sport) == client_port

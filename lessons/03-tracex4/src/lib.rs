@@ -39,7 +39,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     let allocator = lab.kernel_symbol(&ALLOCATORS)?;
     lab.note(format!("allocator entry point on this kernel: {allocator}"));
 
-    lab.loader().set_max_entries("my_map", MAP_ENTRIES);
+    lab.loader().map_max_entries("my_map", MAP_ENTRIES);
     let mut bpf = lab.load("tracex4.bpf.o")?;
     for (function, target) in [
         ("free_probe", "kmem_cache_free"),

@@ -1,0 +1,279 @@
+//! Packages from Debian's archive, kept in bpflab's cache: the newest package matching a
+//! name pattern across some suites, downloaded, verified against the archive's SHA-256,
+//! unpacked, and recorded. Used for kernels and for the guest's tools.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::config::Config;
+use crate::debian::{deb, index, mirror::Mirrors};
+use crate::{fetch, ui};
+
+/// Which package to take.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// What it is, for messages (`kernel 6.1`, `busybox`).
+    pub what: String,
+    /// Suites to look in; the newest match across all of them wins.
+    pub suites: &'a [String],
+    /// Package name pattern.
+    pub pattern: regex::Regex,
+    /// Architecture.
+    pub arch: Arch,
+}
+
+/// What the cache records about an unpacked package. Written last: a directory without
+/// it is incomplete and ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The package.
+    pub package: index::Package,
+    /// The suite it came from.
+    pub suite: String,
+    /// Unpacked file name → its SHA-256, to detect a damaged cache entry.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Reads the record of a cache directory, if it holds a complete entry.
+pub fn record(dir: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(dir.join("record.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Makes `dir` hold the newest package matching `query`, unpacked with `pick` (path in
+/// the package → file name in `dir`, for the files wanted). An intact cached entry is
+/// used as it is, without asking the network, unless `refresh`.
+pub fn obtain(
+    config: &Config,
+    query: &Query<'_>,
+    dir: &Path,
+    refresh: bool,
+    pick: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Record> {
+    let parent = dir.parent().context("cache directory has no parent")?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::create_dir_all(parent).with_context(|| {
+        format!(
+            "creating the cache directory {} (set BPFLAB_CACHE_DIR to use another)",
+            parent.display()
+        )
+    })?;
+    // One bpflab at a time fetches an entry; others wait here, then use what it fetched.
+    let lock_path = parent.join(format!(".{name}.lock"));
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        ui::status(format!(
+            "waiting for another bpflab to finish fetching {}",
+            query.what
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+    }
+
+    if !refresh {
+        if let Some(record) = intact(dir) {
+            return Ok(record);
+        }
+    }
+
+    let mirrors = Mirrors::discover(config)?;
+    let http = fetch::agent();
+    let candidates = resolve(&http, &mirrors, query, config)?;
+
+    // Download and unpack next to the final place, then swap it in.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
+    let deb_path = staging.path().join("package.deb");
+    // Mirrors are sometimes behind their own index (a package listed but not yet, or no
+    // longer, in the pool): fall back to the next newest candidate, and say so.
+    let mut failures = Vec::new();
+    let mut chosen = None;
+    for (package, suite) in candidates {
+        let base = mirrors
+            .for_suite(&suite)
+            .expect("resolve only returns reachable suites");
+        let url = format!("{base}/{}", package.filename);
+        let expected = fetch::Expected {
+            sha256: package.sha256.clone(),
+            size: package.size,
+        };
+        let label = format!("{} ({})", query.what, package.version);
+        match fetch::download(&http, &url, &deb_path, Some(&expected), &label) {
+            Ok(()) => {
+                chosen = Some((package, suite));
+                break;
+            }
+            Err(e) if e.is::<crate::interrupt::Interrupted>() => return Err(e),
+            Err(e) => {
+                ui::status(format!(
+                    "{} {} unusable, trying an older one: {e:#}",
+                    package.name, package.version
+                ));
+                failures.push(format!("{} {}: {e:#}", package.name, package.version));
+            }
+        }
+    }
+    let Some((package, suite)) = chosen else {
+        bail!(
+            "no package of {} for {} could be downloaded:\n  {}",
+            query.what,
+            query.arch,
+            failures.join("\n  ")
+        );
+    };
+    let unpacked = deb::extract(&deb_path, staging.path(), pick)?;
+    std::fs::remove_file(&deb_path).ok();
+    let mut files = BTreeMap::new();
+    for (_, out) in &unpacked {
+        let file = out
+            .file_name()
+            .expect("unpacked files have names")
+            .to_string_lossy()
+            .into_owned();
+        files.insert(file, fetch::sha256_file(out)?);
+    }
+    let record = Record {
+        package,
+        suite,
+        files,
+    };
+    std::fs::write(
+        staging.path().join("record.json"),
+        serde_json::to_vec_pretty(&record)?,
+    )?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the old {}", dir.display()))?;
+    }
+    let staged: PathBuf = staging.keep();
+    std::fs::rename(&staged, dir)
+        .with_context(|| format!("moving {} into {}", query.what, dir.display()))?;
+    ui::status(format!(
+        "downloaded {} for {} ({} {}) into {}",
+        query.what,
+        query.arch,
+        record.package.name,
+        record.package.version,
+        dir.display()
+    ));
+    Ok(record)
+}
+
+/// The record of `dir` if every file it lists is there with its recorded hash.
+fn intact(dir: &Path) -> Option<Record> {
+    let record = record(dir)?;
+    let damaged = record.files.iter().any(|(file, sha)| {
+        fetch::sha256_file(&dir.join(file)).ok().as_deref() != Some(sha.as_str())
+    });
+    if damaged {
+        ui::status(format!(
+            "the cache entry {} is damaged (a file's hash no longer matches); fetching it again",
+            dir.display()
+        ));
+        return None;
+    }
+    Some(record)
+}
+
+/// The packages matching the query across its suites, newest first.
+fn resolve(
+    http: &ureq::Agent,
+    mirrors: &Mirrors,
+    query: &Query<'_>,
+    config: &Config,
+) -> anyhow::Result<Vec<(index::Package, String)>> {
+    let deb_arch = match query.arch {
+        Arch::X86_64 => "amd64",
+        Arch::Arm64 => "arm64",
+    };
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for suite in query.suites {
+        let Some(base) = mirrors.for_suite(suite) else {
+            problems.push(format!("{suite}: no security mirror configured"));
+            continue;
+        };
+        let spinner = ui::spinner(format!("reading the package index of {suite} ({deb_arch})"));
+        match suite_packages(http, base, suite, deb_arch, &query.pattern, config) {
+            Ok(pkgs) => found.extend(pkgs.into_iter().map(|p| (p, suite.clone()))),
+            Err(e) => problems.push(format!("{suite}: {e:#}")),
+        }
+        spinner.finish_and_clear();
+    }
+    if found.is_empty() {
+        bail!(
+            "no package for {} on {} in Debian suites {} (mirror from {}){}",
+            query.what,
+            query.arch,
+            query.suites.join(", "),
+            mirrors.origin,
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(":\n  {}", problems.join("\n  "))
+            }
+        );
+    }
+    // Newest first; the same file listed by two suites is tried once.
+    let mut ordered = Vec::new();
+    while let Some(pkg) = index::newest(found.iter().map(|(p, _)| p.clone())) {
+        let pos = found
+            .iter()
+            .position(|(p, _)| *p == pkg)
+            .expect("came from found");
+        let (pkg, suite) = found.swap_remove(pos);
+        found.retain(|(p, _)| p.filename != pkg.filename);
+        ordered.push((pkg, suite));
+    }
+    Ok(ordered)
+}
+
+/// The packages of one suite whose names match, from its verified `Packages.xz`.
+fn suite_packages(
+    http: &ureq::Agent,
+    base: &str,
+    suite: &str,
+    deb_arch: &str,
+    pattern: &regex::Regex,
+    config: &Config,
+) -> anyhow::Result<Vec<index::Package>> {
+    let release = fetch::fetch_text(http, &format!("{base}/dists/{suite}/InRelease"))?;
+    let hashes = index::release_sha256(&release);
+    let rel_path = format!("main/binary-{deb_arch}/Packages.xz");
+    let entry = hashes
+        .get(&rel_path)
+        .with_context(|| format!("InRelease of {suite} lists no {rel_path}"))?;
+    // Indexes are cached by content hash: an unchanged suite costs only its InRelease.
+    let cached = config
+        .cache_dir
+        .join("debian-indexes")
+        .join(format!("{}.xz", entry.sha256));
+    if !cached.is_file() {
+        fetch::download(
+            http,
+            &format!("{base}/dists/{suite}/{rel_path}"),
+            &cached,
+            Some(&fetch::Expected {
+                sha256: entry.sha256.clone(),
+                size: entry.size,
+            }),
+            &format!("index {suite}/{deb_arch}"),
+        )?;
+    }
+    let mut text = String::new();
+    let file =
+        std::fs::File::open(&cached).with_context(|| format!("opening {}", cached.display()))?;
+    std::io::Read::read_to_string(&mut xz2::read::XzDecoder::new(file), &mut text)
+        .with_context(|| format!("decompressing {}", cached.display()))?;
+    Ok(index::parse_packages(&text, |name| pattern.is_match(name)))
+}
