@@ -161,13 +161,19 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
 
 fn list_lessons() -> anyhow::Result<ExitCode> {
     let all = lessons::discover(&config::source_root().join("lessons"))?;
-    for l in all {
-        let parts = if l.parts.is_empty() {
-            String::new()
-        } else {
-            format!("  (parts: {})", l.parts.join(", "))
+    // Numbers from 90 are mistakes to learn from.
+    let (lessons, mistakes): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l.number < 90);
+    let show = |l: &lessons::Lesson| {
+        let parts = match l.parts.is_empty() {
+            true => String::new(),
+            false => format!("  (parts: {})", l.parts.join(", ")),
         };
         println!("{:>3}  {:<10} {}{parts}", l.number, l.name, l.title);
+    };
+    lessons.iter().for_each(show);
+    if !mistakes.is_empty() {
+        println!("\nMistakes to learn from (they fail on purpose: read the error, then fix them):");
+        mistakes.iter().for_each(show);
     }
     Ok(ExitCode::SUCCESS)
 }

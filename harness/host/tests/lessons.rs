@@ -112,3 +112,20 @@ fn lesson_3_finds_objects_older_than_a_second() {
     );
     insta::assert_snapshot!(snapshot_name(&result, 3), normalize::transcript(lesson));
 }
+
+#[test]
+fn mistake_90_shows_the_verifier_log_with_the_c_line() {
+    let result = run_lesson(90);
+    let Outcome::Failed(reason) = &result.lessons[0].outcome else {
+        panic!(
+            "the verifier accepted a NULL dereference: {:?}",
+            result.lessons[0].outcome
+        );
+    };
+    assert!(reason.contains("map_value_or_null"), "{reason}");
+    // BTF line info: the verifier quotes the C source line it rejected.
+    assert!(
+        reason.contains("; __sync_fetch_and_add(count, 1);"),
+        "{reason}"
+    );
+}
