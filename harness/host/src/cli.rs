@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use bpflab_protocol::Fault;
@@ -14,7 +15,7 @@ use crate::config::{self, Config};
 use crate::kernel::{self, KernelSpec};
 use crate::qemu::Machine;
 use crate::run::{self, RunRequest};
-use crate::{lessons, ui};
+use crate::{lessons, matrix, ui};
 
 /// Learn and test eBPF by running it: each lesson boots a small Linux kernel in QEMU,
 /// loads its eBPF program there and shows you the output live — no root, no risk to
@@ -44,6 +45,50 @@ Examples:
     Lessons,
     /// List the kernel catalog and what is cached.
     Kernels,
+    /// Run lessons on many kernels and both arches; report a table (and JSON, Markdown).
+    #[command(after_help = "\
+Examples:
+  bpflab matrix                                  every lesson, kernel and arch
+  bpflab matrix --arch x86_64 --kernels 5.10,6.1 some of them
+  bpflab matrix --lessons 1,3 --jobs 4           some lessons, four VMs at a time
+
+One VM boot per (kernel, arch) runs all the lessons. Results go to the terminal and to
+target/bpflab/matrix.json and matrix.md (or --report-dir).")]
+    Matrix(MatrixArgs),
+    /// Merge matrix reports (JSON, e.g. from CI shards) into one table.
+    MergeReports {
+        /// matrix.json files to merge.
+        #[arg(required = true)]
+        reports: Vec<std::path::PathBuf>,
+        /// Where to write the merged matrix.json and matrix.md.
+        #[arg(long, default_value = "target/bpflab")]
+        report_dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct MatrixArgs {
+    /// Kernel series (comma-separated); default: every series in the catalog.
+    #[arg(long, value_delimiter = ',', value_name = "SERIES,...")]
+    kernels: Vec<String>,
+    /// Architectures (comma-separated); default: x86_64 and arm64.
+    #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
+    arch: Vec<Arch>,
+    /// Lessons (comma-separated); default: every lesson (not the mistakes, 90 and up).
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    lessons: Vec<u32>,
+    /// How many VMs run at the same time; default: the number of CPUs.
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// KVM when usable, else emulation (auto); or force one.
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    accel: AccelRequest,
+    /// Stop a cell's VM after this many seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+    /// Where to write matrix.json and matrix.md.
+    #[arg(long, default_value = "target/bpflab")]
+    report_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +156,11 @@ impl Cli {
             Command::Lesson(args) => lesson(args),
             Command::Lessons => list_lessons(),
             Command::Kernels => list_kernels(),
+            Command::Matrix(args) => matrix(args),
+            Command::MergeReports {
+                reports,
+                report_dir,
+            } => merge_reports(&reports, &report_dir),
         }
     }
 }
@@ -203,4 +253,116 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
     }
     println!("\ncache: {}", config.cache_dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let kernels = match args.kernels.is_empty() {
+        true => catalog
+            .series_names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        false => args.kernels,
+    };
+    let arches = match args.arch.is_empty() {
+        true => Arch::ALL.to_vec(),
+        false => args.arch,
+    };
+    let all = lessons::discover(&config::source_root().join("lessons"))?;
+    let lessons: Vec<u32> = match args.lessons.is_empty() {
+        true => all.iter().map(|l| l.number).filter(|n| *n < 90).collect(),
+        false => {
+            for n in &args.lessons {
+                lessons::find(&all, *n)?;
+            }
+            args.lessons
+        }
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let request = matrix::MatrixRequest {
+        kernels,
+        arches,
+        lessons,
+        jobs,
+        accel: args.accel,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let cells = request.kernels.len() * request.arches.len();
+    ui::status(format!(
+        "matrix: lessons {:?} on {} kernel(s) × {} arch(es), {jobs} VM(s) at a time",
+        request.lessons,
+        request.kernels.len(),
+        request.arches.len()
+    ));
+    let bar = indicatif::ProgressBar::new(cells as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cells {elapsed}")
+            .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let report = matrix::run(&request, &|cell| {
+        let summary: Vec<String> = match &cell.unavailable {
+            Some(why) => vec![format!("unavailable: {}", why.lines().next().unwrap_or(""))],
+            None => cell
+                .lessons
+                .iter()
+                .map(|l| format!("{} {}", l.lesson, l.outcome.word()))
+                .collect(),
+        };
+        let line = format!(
+            "  {:<7} {:<7} {:<28} {}  ({:.1}s)",
+            cell.kernel,
+            cell.arch,
+            cell.release.as_deref().unwrap_or("-"),
+            summary.join(", "),
+            cell.wall_s
+        );
+        // A hidden bar (no terminal) swallows println: logs still get the line.
+        match bar.is_hidden() {
+            true => eprintln!("{line}"),
+            false => bar.println(line),
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    crate::interrupt::check()?;
+    println!("\n{}", report.markdown());
+    report.write(&args.report_dir)?;
+    ui::status(format!(
+        "matrix done in {:.0}s; report: {}/matrix.md and matrix.json",
+        started.elapsed().as_secs_f64(),
+        args.report_dir.display()
+    ));
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn merge_reports(
+    paths: &[std::path::PathBuf],
+    report_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: matrix::Report = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a bpflab matrix report", path.display()))?;
+        reports.push(report);
+    }
+    let merged = matrix::Report::merge(reports);
+    println!("{}", merged.markdown());
+    merged.write(report_dir)?;
+    Ok(if merged.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -20,12 +20,44 @@ pub struct Lesson {
     /// Named parts the learner can pick with `--part` (empty: the lesson has one part).
     #[serde(default)]
     pub parts: Vec<String>,
+    /// What the lesson's normalised output legitimately depends on, and so how many
+    /// snapshots it has: one for all (`shared`), one per arch, one per kernel and arch,
+    /// or none (output too specific to pin down, e.g. a verifier log; the tests check
+    /// its content instead).
+    #[serde(default)]
+    pub snapshot: SnapshotVariation,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
 }
 
+/// See [`Lesson::snapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotVariation {
+    /// The same output everywhere.
+    #[default]
+    Shared,
+    /// Differs by architecture (e.g. the probed symbol's name).
+    Arch,
+    /// Differs by kernel and architecture.
+    Kernel,
+    /// Not snapshotted.
+    None,
+}
+
 impl Lesson {
+    /// The snapshot name for a run on `series`/`arch`, if the lesson has snapshots.
+    pub fn snapshot_name(&self, series: &str, arch: &str) -> Option<String> {
+        let n = self.number;
+        match self.snapshot {
+            SnapshotVariation::Shared => Some(format!("lesson{n}")),
+            SnapshotVariation::Arch => Some(format!("lesson{n}-{arch}")),
+            SnapshotVariation::Kernel => Some(format!("lesson{n}-{series}-{arch}")),
+            SnapshotVariation::None => None,
+        }
+    }
+
     /// The directory's name (`01-hello`), also its name inside the guest.
     pub fn dir_name(&self) -> String {
         self.dir
@@ -94,6 +126,17 @@ mod tests {
         assert_eq!(hello.name, "hello");
         assert_eq!(hello.dir_name(), "01-hello");
         assert!(hello.dir.join(&hello.programs[0]).is_file());
+    }
+
+    #[test]
+    fn snapshot_names_follow_what_the_output_depends_on() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+        let lessons = discover(&root).unwrap();
+        let name = |n| find(&lessons, n).unwrap().snapshot_name("6.1", "arm64");
+        assert_eq!(name(1).as_deref(), Some("lesson1-arm64"));
+        assert_eq!(name(2).as_deref(), Some("lesson2"));
+        assert_eq!(name(3).as_deref(), Some("lesson3-6.1-arm64"));
+        assert_eq!(name(90), None);
     }
 
     #[test]

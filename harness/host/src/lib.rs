@@ -20,6 +20,7 @@ pub mod initramfs;
 pub mod interrupt;
 pub mod kernel;
 pub mod lessons;
+pub mod matrix;
 pub mod normalize;
 pub mod qemu;
 pub mod run;

@@ -1,0 +1,398 @@
+//! The kernel matrix: every selected lesson on every selected kernel and arch.
+//!
+//! One VM boot per (kernel, arch) cell runs all the lessons, so the boot is paid once.
+//! Cells run in parallel, `jobs` at a time. A kernel that cannot be obtained makes its
+//! cell "unavailable", with the reason; it is never dropped from the report.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bpflab_protocol::Outcome;
+use serde::{Deserialize, Serialize};
+
+use crate::accel::AccelRequest;
+use crate::arch::Arch;
+use crate::kernel::KernelSpec;
+use crate::run::{self, RunRequest};
+use crate::vm::VmEnd;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct MatrixRequest {
+    /// Kernel series (catalog names) or image paths.
+    pub kernels: Vec<String>,
+    /// Architectures.
+    pub arches: Vec<Arch>,
+    /// Lesson numbers.
+    pub lessons: Vec<u32>,
+    /// Cells run at the same time.
+    pub jobs: usize,
+    /// KVM or TCG.
+    pub accel: AccelRequest,
+    /// Per-cell VM timeout.
+    pub timeout: Duration,
+}
+
+/// The report of a matrix run: what `--report-dir` gets as JSON, and what shards merge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// One entry per (kernel, arch), in the order requested.
+    pub cells: Vec<Cell>,
+}
+
+/// One (kernel, arch) cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// Kernel series or path as requested.
+    pub kernel: String,
+    /// Architecture name.
+    pub arch: String,
+    /// What was booted (package and version), when it could be obtained.
+    pub origin: Option<String>,
+    /// `uname -r` of the guest.
+    pub release: Option<String>,
+    /// Why the cell could not run at all (kernel unavailable, VM failure).
+    pub unavailable: Option<String>,
+    /// Lesson results, in order.
+    pub lessons: Vec<CellLesson>,
+    /// QEMU start → agent ready, seconds.
+    pub boot_s: Option<f64>,
+    /// Agent ready → last lesson done, seconds.
+    pub run_s: Option<f64>,
+    /// The whole cell, including fetching and building, seconds.
+    pub wall_s: f64,
+}
+
+/// One lesson in a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellLesson {
+    /// Lesson number.
+    pub lesson: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl Report {
+    /// Whether no lesson failed and no cell was unavailable. Unsupported lessons (with a
+    /// reason) do not fail the matrix.
+    pub fn ok(&self) -> bool {
+        self.cells.iter().all(|c| {
+            c.unavailable.is_none()
+                && c.lessons
+                    .iter()
+                    .all(|l| !matches!(l.outcome, Outcome::Failed(_)))
+        })
+    }
+
+    /// Combines shard reports (from CI jobs) into one.
+    pub fn merge(reports: impl IntoIterator<Item = Report>) -> Report {
+        let mut cells: Vec<Cell> = reports.into_iter().flat_map(|r| r.cells).collect();
+        cells.sort_by(|a, b| {
+            (&a.arch, series_key(&a.kernel)).cmp(&(&b.arch, series_key(&b.kernel)))
+        });
+        Report { cells }
+    }
+
+    /// The lesson numbers that appear in any cell, in order.
+    fn lesson_numbers(&self) -> Vec<u32> {
+        let mut numbers: Vec<u32> = self
+            .cells
+            .iter()
+            .flat_map(|c| c.lessons.iter().map(|l| l.lesson))
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+    }
+
+    /// The table as Markdown: a row per cell, a column per lesson, then the reasons.
+    pub fn markdown(&self) -> String {
+        let lessons = self.lesson_numbers();
+        let mut out = String::from("| kernel | arch | booted | ");
+        for n in &lessons {
+            out.push_str(&format!("lesson {n} | "));
+        }
+        out.push_str("boot | run |\n|---|---|---|");
+        out.push_str(&"---|".repeat(lessons.len() + 2));
+        out.push('\n');
+        let mut notes = Vec::new();
+        for c in &self.cells {
+            out.push_str(&format!(
+                "| {} | {} | {} | ",
+                c.kernel,
+                c.arch,
+                c.release.as_deref().unwrap_or("-")
+            ));
+            for n in &lessons {
+                let word = match (&c.unavailable, c.lessons.iter().find(|l| l.lesson == *n)) {
+                    (Some(_), _) => "unavailable".to_string(),
+                    (None, Some(l)) => l.outcome.word().to_string(),
+                    (None, None) => "-".to_string(),
+                };
+                out.push_str(&format!("{word} | "));
+                if let Some(l) = c.lessons.iter().find(|l| l.lesson == *n) {
+                    if !matches!(l.outcome, Outcome::Passed(_)) {
+                        notes.push(format!(
+                            "{} {} lesson {n}: {}",
+                            c.kernel,
+                            c.arch,
+                            first_line(l.outcome.reason())
+                        ));
+                    }
+                }
+            }
+            let secs = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+            out.push_str(&format!("{} | {} |\n", secs(c.boot_s), secs(c.run_s)));
+            if let Some(why) = &c.unavailable {
+                notes.push(format!(
+                    "{} {}: unavailable: {}",
+                    c.kernel,
+                    c.arch,
+                    first_line(why)
+                ));
+            }
+        }
+        if !notes.is_empty() {
+            out.push('\n');
+            for n in notes {
+                out.push_str(&format!("- {n}\n"));
+            }
+        }
+        out
+    }
+
+    /// Writes `matrix.json` and `matrix.md` into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("matrix.json"), serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", dir.join("matrix.json").display()))?;
+        std::fs::write(dir.join("matrix.md"), self.markdown())
+            .with_context(|| format!("writing {}", dir.join("matrix.md").display()))?;
+        Ok(())
+    }
+}
+
+/// Runs the matrix; `on_cell` sees each cell as it finishes (for progress output).
+pub fn run(request: &MatrixRequest, on_cell: &(dyn Fn(&Cell) + Sync)) -> Report {
+    let cells: Vec<(String, Arch)> = request
+        .arches
+        .iter()
+        .flat_map(|arch| request.kernels.iter().map(move |k| (k.clone(), *arch)))
+        .collect();
+    let results: Mutex<Vec<Option<Cell>>> = Mutex::new(vec![None; cells.len()]);
+    let next = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for _ in 0..request.jobs.max(1).min(cells.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = {
+                    let mut next = next.lock().expect("not poisoned");
+                    let index = *next;
+                    *next += 1;
+                    index
+                };
+                let Some((kernel, arch)) = cells.get(index) else {
+                    break;
+                };
+                if crate::interrupt::interrupted() {
+                    break;
+                }
+                let cell = run_cell(request, kernel, *arch);
+                on_cell(&cell);
+                results.lock().expect("not poisoned")[index] = Some(cell);
+            });
+        }
+    });
+    Report {
+        cells: results
+            .into_inner()
+            .expect("not poisoned")
+            .into_iter()
+            .flatten()
+            .collect(),
+    }
+}
+
+fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
+    let started = Instant::now();
+    let run_request = RunRequest {
+        lessons: request.lessons.iter().map(|n| (*n, Vec::new())).collect(),
+        kernel: Some(KernelSpec::parse(kernel)),
+        arch,
+        accel: request.accel,
+        machine: None,
+        timeout: Some(request.timeout),
+        shell: false,
+        memory_mib: 512,
+        verbose_kernel: false,
+        refresh_kernel: false,
+        fault: None,
+    };
+    let mut cell = Cell {
+        kernel: kernel.to_string(),
+        arch: arch.name().to_string(),
+        origin: None,
+        release: None,
+        unavailable: None,
+        lessons: Vec::new(),
+        boot_s: None,
+        run_s: None,
+        wall_s: 0.0,
+    };
+    match run::run(&run_request, &mut |_| {}) {
+        Ok(result) => {
+            cell.origin = Some(result.kernel.origin.clone());
+            cell.release = result.guest_release.clone();
+            cell.boot_s = result.timings.boot.map(|d| d.as_secs_f64());
+            cell.run_s = result.timings.lessons.map(|d| d.as_secs_f64());
+            if result.vm.end != VmEnd::Finished && result.guest_release.is_none() {
+                let tail = result
+                    .vm
+                    .console_tail
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                cell.unavailable = Some(format!(
+                    "the guest never came up ({:?}): {tail}",
+                    result.vm.end
+                ));
+            }
+            cell.lessons = result
+                .lessons
+                .into_iter()
+                .map(|l| CellLesson {
+                    lesson: l.number,
+                    outcome: l.outcome,
+                })
+                .collect();
+        }
+        Err(e) => cell.unavailable = Some(format!("{e:#}")),
+    }
+    cell.wall_s = started.elapsed().as_secs_f64();
+    cell
+}
+
+/// Orders series numerically (5.10 after 5.4, 7.3-rc after 7.2); paths last.
+fn series_key(name: &str) -> (Vec<u32>, String) {
+    let numbers = name
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .map(|p| p.parse().unwrap_or(u32::MAX))
+        .collect();
+    (numbers, name.to_string())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str>) -> Cell {
+        Cell {
+            kernel: kernel.into(),
+            arch: arch.into(),
+            origin: None,
+            release: Some(format!("{kernel}.0-test")),
+            unavailable: unavailable.map(String::from),
+            lessons: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| CellLesson {
+                    lesson: i as u32 + 1,
+                    outcome: o.clone(),
+                })
+                .collect(),
+            boot_s: Some(2.0),
+            run_s: Some(1.0),
+            wall_s: 3.0,
+        }
+    }
+
+    #[test]
+    fn merging_orders_cells_by_arch_then_series() {
+        let a = Report {
+            cells: vec![
+                cell("6.1", "x86_64", &[], None),
+                cell("5.10", "x86_64", &[], None),
+            ],
+        };
+        let b = Report {
+            cells: vec![
+                cell("7.3-rc", "x86_64", &[], None),
+                cell("5.4", "x86_64", &[], None),
+            ],
+        };
+        let merged = Report::merge([a, b]);
+        let order: Vec<&str> = merged.cells.iter().map(|c| c.kernel.as_str()).collect();
+        assert_eq!(order, ["5.4", "5.10", "6.1", "7.3-rc"]);
+    }
+
+    #[test]
+    fn unsupported_is_not_a_failure_but_unavailable_is() {
+        let pass = Outcome::Passed("ok".into());
+        let unsupported = Outcome::Unsupported("no symbol sys_clone".into());
+        let report = Report {
+            cells: vec![cell("6.1", "x86_64", &[pass.clone(), unsupported], None)],
+        };
+        assert!(report.ok());
+        let report = Report {
+            cells: vec![cell("4.4", "x86_64", &[], Some("no package"))],
+        };
+        assert!(!report.ok());
+        let report = Report {
+            cells: vec![cell("6.1", "x86_64", &[Outcome::Failed("x".into())], None)],
+        };
+        assert!(!report.ok());
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_cell_and_explains_what_did_not_pass() {
+        let report = Report {
+            cells: vec![
+                cell(
+                    "6.1",
+                    "x86_64",
+                    &[
+                        Outcome::Passed("ok".into()),
+                        Outcome::Unsupported("no symbol X\nmore".into()),
+                    ],
+                    None,
+                ),
+                cell("4.4", "arm64", &[], Some("no Debian package for 4.4")),
+            ],
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| 6.1 | x86_64 | 6.1.0-test | pass | unsupported | 2.0s | 1.0s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 4.4 | arm64 | 4.4.0-test | unavailable | unavailable |"),
+            "{md}"
+        );
+        assert!(md.contains("- 6.1 x86_64 lesson 2: no symbol X\n"), "{md}");
+        assert!(
+            md.contains("- 4.4 arm64: unavailable: no Debian package for 4.4"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn reports_round_trip_through_json() {
+        let report = Report {
+            cells: vec![cell("6.1", "x86_64", &[Outcome::Passed("ok".into())], None)],
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.cells.len(), 1);
+        assert_eq!(back.markdown(), report.markdown());
+    }
+}
