@@ -44,6 +44,20 @@ pub struct KernelSeries {
     /// Per architecture name (`x86_64`, `arm64`): a regular expression over package names.
     #[serde(default)]
     pub debian: BTreeMap<String, String>,
+    /// Where the source comes from, for minimal builds.
+    pub source: Option<SourceSpec>,
+}
+
+/// Where a series' source comes from (see `bpflab kernels build`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A Debian package name pattern (`linux-source-*`) in the series' suites.
+    pub debian: Option<String>,
+    /// A kernel.org tarball.
+    pub kernel_org: Option<String>,
+    /// The tarball's SHA-256, once pinned.
+    pub sha256: Option<String>,
 }
 
 impl Catalog {

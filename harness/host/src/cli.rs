@@ -43,8 +43,11 @@ Examples:
     Lesson(LessonArgs),
     /// List the lessons.
     Lessons,
-    /// List the kernel catalog and what is cached.
-    Kernels,
+    /// List the kernel catalog and what is cached; build minimal kernels from source.
+    Kernels {
+        #[command(subcommand)]
+        action: Option<KernelsAction>,
+    },
     /// Run lessons on many kernels and both arches; report a table (and JSON, Markdown).
     #[command(after_help = "\
 Examples:
@@ -63,6 +66,22 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         /// Where to write the merged matrix.json and matrix.md.
         #[arg(long, default_value = "target/bpflab")]
         report_dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KernelsAction {
+    /// Build a minimal kernel for a series from source (tinyconfig + kernel-config/),
+    /// then boot it with `--kernel <series>-minimal`.
+    Build {
+        /// Kernel series, e.g. 6.1.
+        series: String,
+        /// Architecture to build for (arm64 is cross-compiled on x86-64 hosts).
+        #[arg(long, value_parser = parse_arch, default_value = default_arch())]
+        arch: Arch,
+        /// Parallel compile jobs; default: the number of CPUs.
+        #[arg(long, short)]
+        jobs: Option<usize>,
     },
 }
 
@@ -155,7 +174,10 @@ impl Cli {
         match self.command {
             Command::Lesson(args) => lesson(args),
             Command::Lessons => list_lessons(),
-            Command::Kernels => list_kernels(),
+            Command::Kernels { action: None } => list_kernels(),
+            Command::Kernels {
+                action: Some(KernelsAction::Build { series, arch, jobs }),
+            } => build_kernel(&series, arch, jobs),
             Command::Matrix(args) => matrix(args),
             Command::MergeReports {
                 reports,
@@ -228,30 +250,72 @@ fn list_lessons() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn build_kernel(series: &str, arch: Arch, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let image = crate::kernel_build::obtain(&config, &catalog, series, arch, jobs)?;
+    println!("{}", image.image.display());
+    ui::status(format!(
+        "boot it with: cargo run -- lesson 1 --kernel {}",
+        image.series
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn list_kernels() -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
-    println!("{:<8} {:<8} {:<10} cached", "series", "arch", "source");
+    println!(
+        "{:<8} {:<8} {:<30} cached",
+        "series", "arch", "sources (in order)"
+    );
     for k in &catalog.kernels {
         for arch in Arch::ALL {
-            if k.debian_pattern(arch).is_none() {
-                continue;
+            let mut sources = Vec::new();
+            if k.debian_pattern(arch).is_some() {
+                sources.push("debian-package");
             }
-            let cached = kernel::cached(&config, &k.series, arch).unwrap_or_else(|| "-".into());
+            if let Some(src) = &k.source {
+                if src.debian.is_some() {
+                    sources.push("debian-source");
+                }
+                if src.kernel_org.is_some() {
+                    sources.push("kernel.org");
+                }
+            }
+            let mut cached = Vec::new();
+            if let Some(pkg) = kernel::cached(&config, &k.series, arch) {
+                cached.push(pkg);
+            }
+            let minimal = kernel::cache_dir(&config, &format!("{}-minimal", k.series), arch);
+            if minimal.join("vmlinuz").is_file() {
+                cached.push(format!("{}-minimal (built)", k.series));
+            }
             let default = if k.series == catalog.default {
                 " (default)"
             } else {
                 ""
             };
+            let cached = if cached.is_empty() {
+                "-".to_string()
+            } else {
+                cached.join(", ")
+            };
             println!(
-                "{:<8} {:<8} {:<10} {cached}{default}",
+                "{:<8} {:<8} {:<30} {cached}{default}",
                 k.series,
                 arch.name(),
-                "debian"
+                sources.join(",")
             );
         }
     }
     println!("\ncache: {}", config.cache_dir.display());
+    println!("boot a series with --kernel <series>; a minimal build from source with --kernel <series>-minimal");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,13 @@ use crate::arch::Arch;
 use crate::catalog::{Catalog, KernelSeries};
 use crate::config::Config;
 use crate::debian::archive;
+use crate::kernel_build;
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
 
 /// What the user asked for with `--kernel`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +75,9 @@ pub fn obtain(
             })
         }
         KernelSpec::Series(name) => {
+            if let Some(base) = name.strip_suffix(kernel_build::MINIMAL_SUFFIX) {
+                return kernel_build::obtain(config, catalog, base, arch, default_jobs());
+            }
             let series = catalog.find(name).with_context(|| {
                 format!(
                     "unknown kernel series `{name}`; known: {} (see `bpflab kernels`), or give a path \
@@ -75,6 +85,14 @@ pub fn obtain(
                     catalog.series_names().join(", ")
                 )
             })?;
+            if series.debian_pattern(arch).is_none() && series.source.is_some() {
+                // No prebuilt kernel: the next source in order of preference is a build.
+                crate::ui::status(format!(
+                    "kernel {name} has no prebuilt package for {arch}: building a minimal one from source \
+                     (once; later runs use the cache)"
+                ));
+                return kernel_build::obtain(config, catalog, name, arch, default_jobs());
+            }
             obtain_series(series, arch, config, refresh)
         }
     }

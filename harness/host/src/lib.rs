@@ -19,6 +19,7 @@ pub mod guest_tools;
 pub mod initramfs;
 pub mod interrupt;
 pub mod kernel;
+pub mod kernel_build;
 pub mod lessons;
 pub mod matrix;
 pub mod normalize;

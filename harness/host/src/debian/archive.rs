@@ -212,11 +212,12 @@ fn resolve(
     }
     if found.is_empty() {
         bail!(
-            "no package for {} on {} in Debian suites {} (mirror from {}){}",
+            "no package for {} on {} in Debian suites {} (mirror from {}; choose another with {}){}",
             query.what,
             query.arch,
             query.suites.join(", "),
             mirrors.origin,
+            crate::debian::mirror::MIRROR_ENV,
             if problems.is_empty() {
                 String::new()
             } else {

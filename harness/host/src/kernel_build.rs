@@ -1,0 +1,458 @@
+//! Minimal kernels built from source: tinyconfig, plus bpflab's config fragments
+//! (`kernel-config/`), checked, compiled, cached.
+//!
+//! The cache key is everything that decides the result: the source's hash, the merged
+//! fragments, the arch and the compiler's version. A built kernel is booted with
+//! `--kernel <series>-minimal`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _};
+
+use crate::arch::Arch;
+use crate::catalog::{Catalog, KernelSeries};
+use crate::config::{self, Config};
+use crate::debian::archive;
+use crate::fetch::{self, sha256_bytes};
+use crate::kernel::KernelImage;
+use crate::{tools, ui};
+
+/// The suffix that names a minimal build of a series on the command line.
+pub const MINIMAL_SUFFIX: &str = "-minimal";
+
+/// Returns the minimal kernel of `series` for `arch`, building it if it is not cached.
+pub fn obtain(
+    config: &Config,
+    catalog: &Catalog,
+    series_name: &str,
+    arch: Arch,
+    jobs: usize,
+) -> anyhow::Result<KernelImage> {
+    let series = catalog.find(series_name).with_context(|| {
+        format!(
+            "unknown kernel series `{series_name}`; known: {}",
+            catalog.series_names().join(", ")
+        )
+    })?;
+    let (make_arch, cross) = match (arch, Arch::host()) {
+        (Arch::X86_64, Some(Arch::X86_64)) => ("x86_64", None),
+        (Arch::Arm64, Some(Arch::Arm64)) => ("arm64", None),
+        (Arch::X86_64, _) => (
+            "x86_64",
+            Some(("x86_64-linux-gnu-", "gcc-x86-64-linux-gnu")),
+        ),
+        (Arch::Arm64, _) => (
+            "arm64",
+            Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
+        ),
+    };
+    for (tool, package) in [
+        ("make", "make"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("pahole", "dwarves"),
+    ] {
+        tools::require(tool, package)?;
+    }
+    let gcc = match cross {
+        Some((prefix, package)) => tools::require(&format!("{prefix}gcc"), package)?,
+        None => tools::require("gcc", "gcc")?,
+    };
+    let compiler = command_output(Command::new(&gcc).arg("--version"))?;
+    let compiler = compiler.lines().next().unwrap_or("").to_string();
+
+    let (tarball, source_sha) = source_tarball(config, series, arch)?;
+    let fragments = fragments(series, arch)?;
+    let key =
+        sha256_bytes(format!("{source_sha}\n{}\n{arch}\n{compiler}", fragments.merged).as_bytes());
+    let out_dir = config
+        .cache_dir
+        .join("kernels")
+        .join(arch.name())
+        .join(format!("{}{MINIMAL_SUFFIX}", series.series));
+    let image = out_dir.join("vmlinuz");
+    if std::fs::read_to_string(out_dir.join("key")).ok().as_deref() == Some(key.as_str())
+        && image.is_file()
+    {
+        return Ok(built_image(series, arch, &out_dir, &compiler));
+    }
+
+    // Work in a scratch tree next to the cache; it is removed afterwards, whatever happens.
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(config.cache_dir.join("kernels"))
+        .context("creating a build directory")?;
+    let src = work.path().join("src");
+    let spinner = ui::spinner(format!("unpacking the {} source", series.series));
+    unpack_source(&tarball, &src)?;
+    spinner.finish_and_clear();
+
+    let make = |args: &[&str]| {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(&src).arg(format!("ARCH={make_arch}"));
+        if let Some((prefix, _)) = cross {
+            cmd.arg(format!("CROSS_COMPILE={prefix}"));
+        }
+        // Old trees and new compilers: GCC 10 made -fno-common the default, which 4.x
+        // does not link with.
+        if series.series.starts_with("4.") {
+            cmd.arg("HOSTCFLAGS=-fcommon");
+        }
+        cmd.args(args);
+        cmd
+    };
+    run_quiet(make(&["tinyconfig"]), "make tinyconfig")?;
+    let fragment_file = work.path().join("bpflab.config");
+    std::fs::write(&fragment_file, &fragments.merged)?;
+    let mut merge = Command::new("sh");
+    merge
+        .current_dir(&src)
+        .arg("scripts/kconfig/merge_config.sh")
+        .args(["-m", ".config"])
+        .arg(&fragment_file)
+        .env("ARCH", make_arch);
+    run_quiet(merge, "merging bpflab's config fragments")?;
+    run_quiet(make(&["olddefconfig"]), "make olddefconfig")?;
+    let dot_config =
+        std::fs::read_to_string(src.join(".config")).context("reading the merged .config")?;
+    let dropped = missing_options(&dot_config, &fragments.required);
+    if !dropped.is_empty() {
+        bail!(
+            "Kconfig dropped options bpflab needs for {} on {arch} (their dependencies are not met): {}. \
+             Add what they depend on to kernel-config/ (series quirks go in kernel-config/series/{}.config)",
+            series.series,
+            dropped.join(", "),
+            series.series
+        );
+    }
+
+    let target = match arch {
+        Arch::X86_64 => "bzImage",
+        Arch::Arm64 => "Image",
+    };
+    let log_path = config
+        .cache_dir
+        .join("kernels")
+        .join(format!("build-{}-{arch}.log", series.series));
+    let jobs_arg = format!("-j{}", jobs.max(1));
+    build_with_progress(
+        make(&[jobs_arg.as_str(), target]),
+        &log_path,
+        &format!("building {} for {arch}", series.series),
+    )?;
+
+    // Publish: image, config and key, swapped in as a whole.
+    let staged = work.path().join("out");
+    std::fs::create_dir_all(&staged)?;
+    let built = src.join("arch").join(make_arch).join("boot").join(target);
+    std::fs::copy(&built, staged.join("vmlinuz"))
+        .with_context(|| format!("copying {}", built.display()))?;
+    std::fs::write(staged.join("config"), &dot_config)?;
+    std::fs::write(staged.join("compiler"), &compiler)?;
+    std::fs::write(staged.join("key"), &key)?;
+    if out_dir.exists() {
+        std::fs::remove_dir_all(&out_dir)
+            .with_context(|| format!("removing the old {}", out_dir.display()))?;
+    }
+    std::fs::create_dir_all(out_dir.parent().expect("has a parent"))?;
+    std::fs::rename(&staged, &out_dir)
+        .with_context(|| format!("moving the kernel into {}", out_dir.display()))?;
+    ui::status(format!(
+        "built {}{MINIMAL_SUFFIX} for {arch}: {} ({} KiB); build log {}",
+        series.series,
+        out_dir.join("vmlinuz").display(),
+        std::fs::metadata(out_dir.join("vmlinuz"))?.len() / 1024,
+        log_path.display()
+    ));
+    Ok(built_image(series, arch, &out_dir, &compiler))
+}
+
+fn built_image(series: &KernelSeries, arch: Arch, dir: &Path, compiler: &str) -> KernelImage {
+    KernelImage {
+        series: format!("{}{MINIMAL_SUFFIX}", series.series),
+        arch,
+        image: dir.join("vmlinuz"),
+        config: Some(dir.join("config")),
+        origin: format!(
+            "minimal {} built from source with {compiler}",
+            series.series
+        ),
+    }
+}
+
+/// The merged fragments and the options they require.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragments {
+    /// `CONFIG_X=y` lines, comments removed, in merge order.
+    pub merged: String,
+    /// Options marked `# required`.
+    pub required: Vec<String>,
+}
+
+/// Reads base, arch and series fragments from `kernel-config/`.
+pub fn fragments(series: &KernelSeries, arch: Arch) -> anyhow::Result<Fragments> {
+    let dir = config::source_root().join("kernel-config");
+    let mut texts = Vec::new();
+    for name in [
+        "base.config".to_string(),
+        format!("{}.config", arch.name()),
+        format!("series/{}.config", series.series),
+    ] {
+        let path = dir.join(&name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => texts.push(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.starts_with("series/") => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    Ok(parse_fragments(&texts.join("\n")))
+}
+
+/// Strips comments (Kconfig does not accept them after a value) and collects the
+/// options marked `# required`.
+pub fn parse_fragments(text: &str) -> Fragments {
+    let mut merged = String::new();
+    let mut required = Vec::new();
+    for line in text.lines() {
+        let (setting, comment) = match line.split_once('#') {
+            Some((s, c)) => (s.trim(), c.trim()),
+            None => (line.trim(), ""),
+        };
+        if setting.is_empty() {
+            continue;
+        }
+        merged.push_str(setting);
+        merged.push('\n');
+        if comment == "required" {
+            if let Some((name, _)) = setting.split_once('=') {
+                required.push(name.to_string());
+            }
+        }
+    }
+    Fragments { merged, required }
+}
+
+/// Required options that are not `=y` in a `.config`.
+pub fn missing_options(dot_config: &str, required: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|name| !dot_config.lines().any(|l| l == format!("{name}=y")))
+        .cloned()
+        .collect()
+}
+
+/// The source tarball of a series and its hash: from Debian's `linux-source-*`, or
+/// kernel.org.
+fn source_tarball(
+    config: &Config,
+    series: &KernelSeries,
+    arch: Arch,
+) -> anyhow::Result<(PathBuf, String)> {
+    let spec = series
+        .source
+        .as_ref()
+        .with_context(|| format!("the catalog names no source for kernel {}", series.series))?;
+    let dir = config.cache_dir.join("sources").join(&series.series);
+    let mut problems = Vec::new();
+    if let Some(pattern) = &spec.debian {
+        let query = archive::Query {
+            what: format!("linux source {}", series.series),
+            suites: &series.suites,
+            pattern: regex::Regex::new(pattern).context("source package pattern")?,
+            arch,
+        };
+        let picked = archive::obtain(config, &query, &dir, false, |path| {
+            (path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz"))
+                .then(|| "linux.tar.xz".to_string())
+        });
+        match picked {
+            Ok(record) => match record.files.get("linux.tar.xz") {
+                Some(sha) => return Ok((dir.join("linux.tar.xz"), sha.clone())),
+                None => problems.push(format!(
+                    "{} has no usr/src/linux-source-*.tar.xz",
+                    record.package.name
+                )),
+            },
+            Err(e) => problems.push(format!("Debian: {e:#}")),
+        }
+    }
+    if let Some(url) = &spec.kernel_org {
+        let dest = dir.join("linux.tar.xz");
+        if !dest.is_file() {
+            let expected = spec.sha256.as_ref().map(|sha| fetch::Expected {
+                sha256: sha.clone(),
+                size: 0,
+            });
+            let result = fetch::download(
+                &fetch::agent(),
+                url,
+                &dest,
+                None,
+                &format!("linux {}", series.series),
+            );
+            if let Err(e) = result {
+                problems.push(format!("kernel.org: {e:#}"));
+                bail!(
+                    "no source for kernel {} can be obtained on this machine:\n  {}",
+                    series.series,
+                    problems.join("\n  ")
+                );
+            }
+            if let Some(exp) = expected {
+                let actual = fetch::sha256_file(&dest)?;
+                if actual != exp.sha256 {
+                    std::fs::remove_file(&dest).ok();
+                    bail!(
+                        "{url}: SHA-256 {actual} does not match the catalog's {}",
+                        exp.sha256
+                    );
+                }
+            }
+        }
+        let sha = fetch::sha256_file(&dest)?;
+        return Ok((dest, sha));
+    }
+    bail!(
+        "no source for kernel {} can be obtained on this machine:\n  {}",
+        series.series,
+        problems.join("\n  ")
+    )
+}
+
+/// Unpacks a `.tar.xz` kernel source into `dest`, dropping its top directory.
+fn unpack_source(tarball: &Path, dest: &Path) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
+    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(std::io::BufReader::new(file)));
+    for entry in archive.entries()? {
+        crate::interrupt::check()?;
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let stripped: PathBuf = path.components().skip(1).collect();
+        if stripped.as_os_str().is_empty() {
+            continue;
+        }
+        entry
+            .unpack(dest.join(stripped))
+            .with_context(|| format!("unpacking {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_quiet(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let output = cmd.output().with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn command_output(cmd: &mut Command) -> anyhow::Result<String> {
+    let output = cmd.output().context("running the compiler")?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs the build, showing its latest line on a spinner and keeping the whole log.
+fn build_with_progress(mut cmd: Command, log_path: &Path, what: &str) -> anyhow::Result<()> {
+    let mut log = std::fs::File::create(log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let spinner = ui::spinner(what.to_string());
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        use std::io::Write;
+        let _ = writeln!(log, "{line}");
+        spinner.set_message(format!("{what}: {}", line.trim()));
+        if crate::interrupt::interrupted() {
+            let _ = child.kill();
+        }
+    }
+    let status = child.wait()?;
+    spinner.finish_and_clear();
+    let errors = err_thread.join().unwrap_or_default();
+    {
+        use std::io::Write;
+        for line in &errors {
+            let _ = writeln!(log, "{line}");
+        }
+    }
+    crate::interrupt::check()?;
+    if !status.success() {
+        let tail: Vec<&String> = errors.iter().rev().take(25).rev().collect();
+        bail!(
+            "{what} failed ({status}); the last messages:\n  {}\nwhole log: {}",
+            tail.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            log_path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_lose_comments_and_name_their_required_options() {
+        let f = parse_fragments(
+            "# header\nCONFIG_BPF=y\nCONFIG_KPROBES=y  # required\n\nCONFIG_X=n # why\n",
+        );
+        assert_eq!(f.merged, "CONFIG_BPF=y\nCONFIG_KPROBES=y\nCONFIG_X=n\n");
+        assert_eq!(f.required, ["CONFIG_KPROBES"]);
+    }
+
+    #[test]
+    fn dropped_options_are_listed() {
+        let dot_config = "CONFIG_BPF_SYSCALL=y\n# CONFIG_KPROBES is not set\n";
+        let required = vec![
+            "CONFIG_BPF_SYSCALL".to_string(),
+            "CONFIG_KPROBES".to_string(),
+        ];
+        assert_eq!(missing_options(dot_config, &required), ["CONFIG_KPROBES"]);
+    }
+
+    #[test]
+    fn the_shipped_fragments_require_what_the_lessons_need() {
+        let catalog = Catalog::load(&config::source_root().join("images/catalog.toml")).unwrap();
+        let f = fragments(catalog.find("6.1").unwrap(), Arch::X86_64).unwrap();
+        for needed in [
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_KPROBES",
+            "CONFIG_DEBUG_INFO_BTF",
+            "CONFIG_SERIAL_8250_CONSOLE",
+        ] {
+            assert!(
+                f.required.iter().any(|r| r == needed),
+                "{needed} not required"
+            );
+        }
+        let arm = fragments(catalog.find("6.1").unwrap(), Arch::Arm64).unwrap();
+        assert!(arm
+            .required
+            .iter()
+            .any(|r| r == "CONFIG_SERIAL_AMBA_PL011_CONSOLE"));
+    }
+}
