@@ -12,6 +12,7 @@ pub fn find(number: u32) -> Option<LessonFn> {
         1 => Some(lesson_01_hello::run),
         2 => Some(lesson_02_tcp::run),
         3 => Some(lesson_03_tracex4::run),
+        11 => Some(lesson_11_hello_comm::run),
         90 => Some(lesson_90_nullcheck::run),
         _ => None,
     }

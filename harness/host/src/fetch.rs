@@ -145,7 +145,9 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 
 fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
     match e {
-        ureq::Error::StatusCode(404) => anyhow::anyhow!("{url}: not found on the mirror (HTTP 404)"),
+        ureq::Error::StatusCode(404) => {
+            anyhow::anyhow!("{url}: not found on the mirror (HTTP 404)")
+        }
         ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: the mirror answered HTTP {code}"),
         other => anyhow::anyhow!("{url}: unreachable ({other}); check the network"),
     }

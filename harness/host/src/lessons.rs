@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(name(1).as_deref(), Some("lesson1-arm64"));
         assert_eq!(name(2).as_deref(), Some("lesson2"));
         assert_eq!(name(3).as_deref(), Some("lesson3-6.1-arm64"));
-        assert_eq!(name(90), None);
+        assert_eq!(name(90).as_deref(), Some("lesson90-6.1-arm64"));
     }
 
     #[test]

@@ -55,7 +55,7 @@ static PID: LazyLock<Regex> =
 static PORT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d+").expect("valid regex"));
 static DURATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)?\s?(ns|us|µs|ms|s)\b").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)?\s?(ns|us|usec|µs|ms|s)\b").expect("valid regex"));
 
 /// Parses a line of `trace_pipe`.
 pub fn parse_trace(line: &str) -> Option<TraceLine<'_>> {

@@ -19,7 +19,7 @@ use bpflab::{normalize, ui};
 use bpflab_protocol::{Event, Outcome};
 
 /// Every lesson, mistakes included.
-const LESSONS: [u32; 4] = [1, 2, 3, 90];
+const LESSONS: [u32; 5] = [1, 2, 3, 11, 90];
 
 #[test]
 fn lessons_on_6_1_x86_64() {
@@ -126,6 +126,13 @@ fn check_lesson(lesson: &LessonResult, arch: Arch) {
                 notes(lesson)
                     .iter()
                     .any(|t| t.starts_with("allocator entry point")),
+                "{where_}"
+            );
+        }
+        11 => {
+            assert_eq!(
+                trace_lines(lesson, "Hello World!! from init, pid 1"),
+                3,
                 "{where_}"
             );
         }
