@@ -14,6 +14,7 @@ pub fn find(number: u32) -> Option<LessonFn> {
         3 => Some(lesson_03_tracex4::run),
         11 => Some(lesson_11_hello_comm::run),
         90 => Some(lesson_90_nullcheck::run),
+        91 => Some(lesson_91_renamed::run),
         _ => None,
     }
 }

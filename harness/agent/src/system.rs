@@ -134,5 +134,6 @@ pub fn cause(fault: bpflab_protocol::Fault) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
         Fault::Silent => power_off(),
+        Fault::AgentCrash => std::process::abort(),
     }
 }

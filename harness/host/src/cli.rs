@@ -39,7 +39,10 @@ Examples:
   bpflab lesson 1 --kernel 5.10        another kernel series (see `bpflab kernels`)
   bpflab lesson 1 --kernel ./bzImage   a kernel you built
   bpflab lesson 1 -v --timings         also the guest's console, and where the time went
-  bpflab lesson 1 --shell              then a shell in the guest: type `ls` and watch")]
+  bpflab lesson 1 --shell              then a shell in the guest: type `ls` and watch
+
+Exit status: 0 when the lesson passed, 1 when it failed (or the VM did not finish),
+3 when it cannot run on this kernel (unsupported, with the reason).")]
     Lesson(LessonArgs),
     /// List the lessons.
     Lessons,
@@ -150,14 +153,15 @@ struct LessonArgs {
     /// Ask the archive for the newest kernel of the series even if one is cached.
     #[arg(long)]
     refresh_kernel: bool,
-    /// Make the guest fail on purpose: kernel-panic, hang or silent (for testing bpflab).
+    /// Make the guest fail on purpose: kernel-panic, hang, silent or agent-crash (for
+    /// testing bpflab).
     #[arg(long, hide = true, value_parser = parse_fault)]
     inject_fault: Option<Fault>,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
     serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|_| format!("unknown fault `{s}` (kernel-panic, hang, silent)"))
+        .map_err(|_| format!("unknown fault `{s}` (kernel-panic, hang, silent, agent-crash)"))
 }
 
 fn default_arch() -> &'static str {

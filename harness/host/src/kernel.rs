@@ -66,11 +66,16 @@ pub fn obtain(
             if !path.is_file() {
                 bail!("kernel image {} does not exist", path.display());
             }
+            // A build config beside the image (`config`, or `<image>.config`) lets bpflab
+            // check the kernel before booting it.
+            let config = [path.with_extension("config"), path.with_file_name("config")]
+                .into_iter()
+                .find(|c| c.is_file());
             Ok(KernelImage {
                 series: "custom".into(),
                 arch,
                 image: path.clone(),
-                config: None,
+                config,
                 origin: path.display().to_string(),
             })
         }

@@ -20,6 +20,7 @@ pub mod initramfs;
 pub mod interrupt;
 pub mod kernel;
 pub mod kernel_build;
+pub mod kernel_check;
 pub mod lessons;
 pub mod matrix;
 pub mod normalize;

@@ -190,6 +190,19 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     )?;
     timings.kernel = t.elapsed();
     progress(Progress::Stage("kernel", kernel.origin.clone()));
+    if let Some(config_path) = &kernel.config {
+        let config_text = std::fs::read_to_string(config_path)
+            .with_context(|| format!("reading the kernel's config {}", config_path.display()))?;
+        let lacking = crate::kernel_check::missing(&config_text, request.arch);
+        if !lacking.is_empty() {
+            anyhow::bail!(
+                "kernel {} lacks what the lessons need: {}. Pick another kernel (`bpflab kernels`) \
+                 or build one that has them (`bpflab kernels build <series>`)",
+                kernel.origin,
+                lacking.join(", ")
+            );
+        }
+    }
     interrupt::check()?;
 
     // Stage: build the agent and the lessons' objects.

@@ -183,6 +183,9 @@ pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String
 pub fn explain_end(result: &RunResult) {
     let headline = match &result.vm.end {
         VmEnd::Finished => return,
+        VmEnd::KernelPanic if result.vm.console_tail.iter().any(|l| l.contains("Attempted to kill init")) => {
+            "the guest agent crashed (the kernel panics when init exits); its last words are below".to_string()
+        }
         VmEnd::KernelPanic => "the guest kernel panicked".to_string(),
         VmEnd::TimedOut(t) => format!(
             "the guest did not finish within {}s and was stopped (raise --timeout if the machine is just slow)",

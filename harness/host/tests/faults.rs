@@ -56,6 +56,53 @@ fn a_kernel_panic_is_reported_with_the_console_tail() {
 }
 
 #[test]
+fn an_agent_crash_is_reported_as_such() {
+    let result = run_with_fault(Fault::AgentCrash, Duration::from_secs(300));
+    assert_eq!(result.vm.end, VmEnd::KernelPanic);
+    assert!(
+        result
+            .vm
+            .console_tail
+            .iter()
+            .any(|l| l.contains("Attempted to kill init")),
+        "{:#?}",
+        result.vm.console_tail
+    );
+    assert_failed_with(&result, "panicked");
+}
+
+#[test]
+fn a_kernel_without_kprobes_is_refused_before_booting() {
+    // The default kernel, given by path, with a build config beside it that lacks kprobes.
+    let kernel = bpflab::kernel::obtain(
+        &bpflab::kernel::KernelSpec::Series("6.1".into()),
+        bpflab::arch::Arch::host().unwrap(),
+        &bpflab::catalog::Catalog::load(&bpflab::config::source_root().join("images/catalog.toml"))
+            .unwrap(),
+        &bpflab::config::Config::load().unwrap(),
+        false,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("vmlinuz");
+    std::fs::copy(&kernel.image, &image).unwrap();
+    let config = std::fs::read_to_string(kernel.config.unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        config.replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set"),
+    )
+    .unwrap();
+
+    let mut request = RunRequest::lesson(1);
+    request.kernel = Some(bpflab::kernel::KernelSpec::Path(image));
+    let err = run::run(&request, &mut |_| {}).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("lacks what the lessons need: CONFIG_KPROBES=y (kprobes)"),
+        "{err:#}"
+    );
+}
+
+#[test]
 fn a_hung_guest_is_stopped_at_the_timeout() {
     let started = Instant::now();
     let result = run_with_fault(Fault::Hang, Duration::from_secs(25));

@@ -40,6 +40,9 @@ pub enum Fault {
     Hang,
     /// Power off without reporting anything: the host must say no result came.
     Silent,
+    /// The agent (init) crashes: the kernel panics ("Attempted to kill init"), and the
+    /// host must say the agent crashed.
+    AgentCrash,
 }
 
 /// One lesson to run in the guest.

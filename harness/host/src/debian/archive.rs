@@ -249,6 +249,7 @@ fn suite_packages(
     config: &Config,
 ) -> anyhow::Result<Vec<index::Package>> {
     let release = fetch::fetch_text(http, &format!("{base}/dists/{suite}/InRelease"))?;
+    crate::debian::signature::verify_inrelease(&release, &format!("{suite}'s InRelease"))?;
     let hashes = index::release_sha256(&release);
     let rel_path = format!("main/binary-{deb_arch}/Packages.xz");
     let entry = hashes

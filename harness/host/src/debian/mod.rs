@@ -5,3 +5,4 @@ pub mod archive;
 pub mod deb;
 pub mod index;
 pub mod mirror;
+pub mod signature;

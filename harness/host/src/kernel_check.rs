@@ -1,0 +1,74 @@
+//! Before booting: does this kernel have what the lessons need? Checked from its build
+//! config when bpflab has it (Debian packages and minimal builds ship one), so a kernel
+//! without BPF or kprobes is refused with the missing options named, instead of failing
+//! obscurely inside the guest.
+
+use crate::arch::Arch;
+
+/// What every lesson needs built in, and why.
+const NEEDED: &[(&str, &str)] = &[
+    ("CONFIG_BPF_SYSCALL", "the bpf() system call"),
+    ("CONFIG_KPROBES", "kprobes"),
+    ("CONFIG_KPROBE_EVENTS", "attaching BPF programs to kprobes"),
+    ("CONFIG_BPF_EVENTS", "BPF programs on trace events"),
+    (
+        "CONFIG_PERF_EVENTS",
+        "perf events, through which probes are attached",
+    ),
+    ("CONFIG_BLK_DEV_INITRD", "booting from bpflab's initramfs"),
+    ("CONFIG_DEVTMPFS", "device nodes in the guest"),
+];
+
+/// The options `config` (a kernel `.config`) lacks for running lessons on `arch`.
+pub fn missing(config: &str, arch: Arch) -> Vec<String> {
+    let console: &[(&str, &str)] = match arch {
+        Arch::X86_64 => &[("CONFIG_SERIAL_8250_CONSOLE", "the serial console")],
+        Arch::Arm64 => &[("CONFIG_SERIAL_AMBA_PL011_CONSOLE", "the serial console")],
+    };
+    NEEDED
+        .iter()
+        .chain(console)
+        .filter(|(option, _)| !config.lines().any(|l| l.trim() == format!("{option}=y")))
+        .map(|(option, why)| format!("{option}=y ({why})"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "CONFIG_BPF_SYSCALL=y\nCONFIG_KPROBES=y\nCONFIG_KPROBE_EVENTS=y\n\
+        CONFIG_BPF_EVENTS=y\nCONFIG_PERF_EVENTS=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_DEVTMPFS=y\n\
+        CONFIG_SERIAL_8250_CONSOLE=y\n";
+
+    #[test]
+    fn a_complete_config_lacks_nothing() {
+        assert!(missing(GOOD, Arch::X86_64).is_empty());
+    }
+
+    #[test]
+    fn a_kernel_without_kprobes_is_named_as_such() {
+        let config = GOOD.replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set");
+        assert_eq!(
+            missing(&config, Arch::X86_64),
+            ["CONFIG_KPROBES=y (kprobes)"]
+        );
+        // The console a guest needs depends on the arch.
+        assert!(missing(GOOD, Arch::Arm64)[0].starts_with("CONFIG_SERIAL_AMBA_PL011_CONSOLE"));
+    }
+
+    #[test]
+    fn the_cached_debian_kernels_pass_when_present() {
+        let Some(cache) = dirs::cache_dir() else {
+            return;
+        };
+        let config = cache.join("bpflab/kernels/x86_64/6.1/config");
+        if let Ok(text) = std::fs::read_to_string(config) {
+            assert!(
+                missing(&text, Arch::X86_64).is_empty(),
+                "{:?}",
+                missing(&text, Arch::X86_64)
+            );
+        }
+    }
+}
