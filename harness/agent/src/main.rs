@@ -19,6 +19,10 @@ use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
 
 fn main() {
     let started_ms = system::boottime_ms();
+    // A panic outside a lesson would end PID 1 and panic the kernel: say where it was.
+    std::panic::set_hook(Box::new(|info| {
+        bpflab_guest::console_log(format_args!("the agent panicked: {info}"));
+    }));
     match prepare() {
         Ok((plan, sink)) => {
             if let Some(fault) = plan.fault {
@@ -32,7 +36,7 @@ fn main() {
             sink.send(&Event::Done);
         }
         // No channel: the console is the only place left to say it.
-        Err(e) => eprintln!("bpflab-agent: cannot start: {e:#}"),
+        Err(e) => bpflab_guest::console_log(format_args!("cannot start: {e:#}")),
     }
     system::power_off();
 }

@@ -20,7 +20,7 @@ pub fn mount_pseudo_filesystems() -> anyhow::Result<()> {
         ("tracefs", "/sys/kernel/tracing"),
     ] {
         if let Err(e) = mount(fstype, target) {
-            eprintln!("bpflab-agent: {fstype} not mounted on {target}: {e}");
+            bpflab_guest::console_log(format_args!("{fstype} not mounted on {target}: {e}"));
         }
     }
     Ok(())
@@ -123,7 +123,7 @@ pub fn power_off() -> ! {
 /// Causes a failure on purpose (see [`bpflab_protocol::Fault`]).
 pub fn cause(fault: bpflab_protocol::Fault) {
     use bpflab_protocol::Fault;
-    eprintln!("bpflab-agent: causing the requested fault: {fault:?}");
+    bpflab_guest::console_log(format_args!("causing the requested fault: {fault:?}"));
     match fault {
         Fault::KernelPanic => {
             // Magic SysRq `c` dereferences NULL in the kernel: a real panic, with a real oops.

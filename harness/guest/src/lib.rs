@@ -23,6 +23,13 @@ pub use kallsyms::{syscall_candidates, Kallsyms};
 pub use sink::EventSink;
 pub use trace::TracePipe;
 
+/// Writes a diagnostic line to the guest console. Never panics (unlike `eprintln!`):
+/// PID 1 must not die because its console cannot be written.
+pub fn console_log(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "bpflab-agent: {message}");
+}
+
 /// A lesson cannot run on this kernel. Return it (`Err(Unsupported(..).into())`) and the
 /// lesson is reported as unsupported with the reason, never as passed or failed.
 #[derive(Debug, thiserror::Error)]

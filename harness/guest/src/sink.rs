@@ -32,7 +32,7 @@ impl EventSink {
         let line = event.to_line();
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = out.write_all(line.as_bytes()).and_then(|_| out.flush()) {
-            eprintln!("bpflab-agent: cannot write to the event channel: {e}");
+            crate::console_log(format_args!("cannot write to the event channel: {e}"));
         }
     }
 }

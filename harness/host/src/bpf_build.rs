@@ -136,3 +136,40 @@ fn hash_inputs(dir: &Path, flags: &[String]) -> anyhow::Result<String> {
     }
     Ok(sha256_bytes(&all))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_error_shows_clangs_message_with_file_and_line() {
+        if tools::which("clang").is_none() {
+            return; // compile_lesson itself says how to install clang; tested in tools
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lesson_dir = dir.path().join("99-broken");
+        std::fs::create_dir(&lesson_dir).unwrap();
+        std::fs::write(
+            lesson_dir.join("broken.bpf.c"),
+            "#include <linux/bpf.h>\nint f(void *ctx)\n{\n\treturn undeclared_variable;\n}\n",
+        )
+        .unwrap();
+        let lesson = Lesson {
+            number: 99,
+            name: "broken".into(),
+            title: "broken".into(),
+            programs: vec!["broken.bpf.c".into()],
+            parts: vec![],
+            snapshot: Default::default(),
+            dir: lesson_dir,
+        };
+        let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("broken.bpf.c:4:"), "{msg}");
+        assert!(msg.contains("undeclared_variable"), "{msg}");
+        // Nothing half-written is left where the next run would load it.
+        let out = dir.path().join("out/x86_64/99-broken");
+        assert!(!out.join("broken.bpf.o").exists());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+}

@@ -61,6 +61,25 @@ Examples:
 One VM boot per (kernel, arch) runs all the lessons. Results go to the terminal and to
 target/bpflab/matrix.json and matrix.md (or --report-dir).")]
     Matrix(MatrixArgs),
+    /// Measure where the time of `lesson 1` goes: warm runs (median and spread) and a
+    /// cold run with an empty cache. Prints a table; writes target/bpflab/bench.json.
+    Bench {
+        /// Kernel: a catalog series or a path.
+        #[arg(long, short = 'k', value_name = "SERIES|PATH")]
+        kernel: Option<String>,
+        /// Guest architecture.
+        #[arg(long, value_parser = parse_arch, default_value = default_arch())]
+        arch: Arch,
+        /// Warm runs to make.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Skip the cold run (it downloads the kernel again into a scratch cache).
+        #[arg(long)]
+        no_cold: bool,
+        /// KVM when usable, else emulation (auto); or force one.
+        #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+        accel: AccelRequest,
+    },
     /// Merge matrix reports (JSON, e.g. from CI shards) into one table.
     MergeReports {
         /// matrix.json files to merge.
@@ -187,6 +206,13 @@ impl Cli {
                 reports,
                 report_dir,
             } => merge_reports(&reports, &report_dir),
+            Command::Bench {
+                kernel,
+                arch,
+                runs,
+                no_cold,
+                accel,
+            } => bench(kernel, arch, runs, !no_cold, accel),
         }
     }
 }
@@ -433,4 +459,55 @@ fn merge_reports(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn bench(
+    kernel: Option<String>,
+    arch: Arch,
+    runs: usize,
+    cold: bool,
+    accel: AccelRequest,
+) -> anyhow::Result<ExitCode> {
+    let mut request = RunRequest::lesson(1);
+    request.kernel = kernel.as_deref().map(KernelSpec::parse);
+    request.arch = arch;
+    request.accel = accel;
+    ui::status("warming up (fetches and builds whatever is not cached yet)");
+    let (_, first) = crate::bench::sample(&request)?;
+    let mut warm = Vec::new();
+    for i in 0..runs {
+        crate::interrupt::check()?;
+        ui::status(format!("warm run {}/{runs}", i + 1));
+        warm.push(crate::bench::sample(&request)?.0);
+    }
+    let cold = match cold {
+        false => None,
+        true => {
+            // An empty cache of its own, and no compiled lessons: the first run of a new user
+            // (minus building the agent, which cargo caches in target/).
+            ui::status("cold run: empty kernel cache, lessons recompiled");
+            let scratch = tempfile::tempdir()?;
+            std::env::set_var("BPFLAB_CACHE_DIR", scratch.path());
+            let _ = std::fs::remove_dir_all(config::work_dir().join("bpf"));
+            let sample = crate::bench::sample(&request);
+            std::env::remove_var("BPFLAB_CACHE_DIR");
+            Some(sample?.0)
+        }
+    };
+    let report = crate::bench::BenchReport {
+        kernel: first.kernel.origin.clone(),
+        arch: arch.name().to_string(),
+        accel: first.accel.accel.to_string(),
+        kernel_bytes: std::fs::metadata(&first.kernel.image)
+            .map(|m| m.len())
+            .unwrap_or(0),
+        warm,
+        cold,
+    };
+    println!("{}", crate::bench::table(&report));
+    let path = config::work_dir().join("bench.json");
+    std::fs::create_dir_all(config::work_dir())?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    ui::status(format!("figures written to {}", path.display()));
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 pub mod accel;
 pub mod agent_build;
 pub mod arch;
+pub mod bench;
 pub mod bpf_build;
 pub mod catalog;
 pub mod cli;

@@ -52,6 +52,8 @@ pub struct VmReport {
     pub qemu_stderr: String,
     /// From start to QEMU's exit.
     pub wall: Duration,
+    /// QEMU's peak resident memory, in KiB.
+    pub qemu_max_rss_kib: Option<u64>,
 }
 
 const TAIL_LINES: usize = 40;
@@ -93,17 +95,52 @@ pub fn run(
         &mut on_line,
     );
     let _ = child.kill();
-    let status = child.wait().ok();
+    let (status, max_rss) = reap(&mut child);
     // QEMU puts the terminal in raw mode for the guest; if it was killed, undo that.
     drop(terminal);
     let mut report = result?;
     report.wall = started.elapsed();
+    report.qemu_max_rss_kib = max_rss;
     if let VmEnd::ExitedEarly(reason) = &mut report.end {
-        if let Some(status) = status {
+        if let Some(status) = &status {
             *reason = format!("QEMU exited ({status}) before the guest finished");
         }
     }
     Ok(report)
+}
+
+/// Whether the child exited, without reaping it (its resource usage is read by `reap`).
+fn has_exited(child: &Child) -> bool {
+    // SAFETY: waitid with WNOWAIT only inspects our own child; the struct is zeroed.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            child.id() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        rc == 0 && info.si_pid() != 0
+    }
+}
+
+/// Waits for QEMU and reads its resource usage (peak memory), which `Child::wait` drops.
+fn reap(child: &mut Child) -> (Option<String>, Option<u64>) {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage for wait4 to fill, for our own child's pid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if rc != pid {
+        return (child.wait().ok().map(|s| s.to_string()), None);
+    }
+    let described = if libc::WIFEXITED(status) {
+        format!("exit status: {}", libc::WEXITSTATUS(status))
+    } else {
+        format!("signal: {}", libc::WTERMSIG(status))
+    };
+    // ru_maxrss is in KiB on Linux.
+    (Some(described), Some(usage.ru_maxrss as u64))
 }
 
 fn make_channel_fifos(prefix: &Path) -> anyhow::Result<OwnedFd> {
@@ -335,7 +372,7 @@ fn pump(
                 _ => {}
             }
         }
-        if let Some(status) = child.try_wait()? {
+        if has_exited(child) {
             // Drain what is still in the pipes: the last lines are often the important ones.
             for line in console_buf.read_lines(&mut console) {
                 panicked |= handle_console(line, &mut tail, on_line).0;
@@ -352,7 +389,7 @@ fn pump(
             } else if done {
                 VmEnd::Finished
             } else {
-                VmEnd::ExitedEarly(format!("QEMU exited ({status}) before the guest finished"))
+                VmEnd::ExitedEarly("QEMU exited before the guest finished".into())
             };
         }
     };
@@ -361,6 +398,7 @@ fn pump(
         console_tail: tail.into(),
         qemu_stderr: String::from_utf8_lossy(&stderr_text).trim_end().to_string(),
         wall: started.elapsed(),
+        qemu_max_rss_kib: None,
     })
 }
 

@@ -1,0 +1,165 @@
+//! `bpflab bench`: where a lesson run's time goes, measured, never asserted.
+//!
+//! Warm runs (everything cached) repeat and report the median with the spread; a cold
+//! run uses an empty scratch cache (kernel download and unpacking, clang) and is
+//! reported once. The machine may be noisy: read medians, and compare runs made side by
+//! side, not absolute numbers from different days.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::run::{self, RunRequest, RunResult};
+use crate::vm::VmEnd;
+
+/// One run's figures, in seconds (sizes in bytes, memory in KiB).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Kernel: resolve, download, unpack (0 when cached).
+    pub kernel: f64,
+    /// Agent build (cargo) and lesson compile (clang).
+    pub build: f64,
+    /// Writing the initramfs.
+    pub initramfs: f64,
+    /// QEMU start → agent ready.
+    pub boot: f64,
+    /// Guest kernel start → init, measured inside the guest.
+    pub guest_boot_to_init: f64,
+    /// Run start → first trace line.
+    pub first_trace: f64,
+    /// Agent ready → lesson done.
+    pub lesson: f64,
+    /// Lesson done → QEMU gone.
+    pub shutdown: f64,
+    /// Run start → end.
+    pub total: f64,
+    /// QEMU's peak resident memory.
+    pub qemu_rss_kib: u64,
+}
+
+/// Figures of a benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Kernel booted.
+    pub kernel: String,
+    /// Arch.
+    pub arch: String,
+    /// KVM or TCG.
+    pub accel: String,
+    /// Kernel image size.
+    pub kernel_bytes: u64,
+    /// Warm runs.
+    pub warm: Vec<Sample>,
+    /// The cold run, if made.
+    pub cold: Option<Sample>,
+}
+
+/// Measures one run of `request`.
+pub fn sample(request: &RunRequest) -> anyhow::Result<(Sample, RunResult)> {
+    let result = run::run(request, &mut |_| {})?;
+    anyhow::ensure!(
+        result.vm.end == VmEnd::Finished,
+        "the VM did not finish: {:?}",
+        result.vm.end
+    );
+    let t = &result.timings;
+    let s = |d: Option<Duration>| d.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let before_qemu = t.kernel + t.build + t.initramfs;
+    let sample = Sample {
+        kernel: t.kernel.as_secs_f64(),
+        build: t.build.as_secs_f64(),
+        initramfs: t.initramfs.as_secs_f64(),
+        boot: s(t.boot),
+        guest_boot_to_init: s(t.guest_boot),
+        first_trace: s(t.first_trace.map(|d| d + before_qemu)),
+        lesson: s(t.lessons),
+        shutdown: s(t.shutdown),
+        total: t.total.as_secs_f64(),
+        qemu_rss_kib: result.vm.qemu_max_rss_kib.unwrap_or(0),
+    };
+    Ok((sample, result))
+}
+
+/// The table: one row per figure, median and spread of the warm runs, and the cold run.
+pub fn table(report: &BenchReport) -> String {
+    let rows: [(&str, fn(&Sample) -> f64); 9] = [
+        ("kernel (fetch/unpack)", |s| s.kernel),
+        ("build (cargo + clang)", |s| s.build),
+        ("initramfs", |s| s.initramfs),
+        ("boot (QEMU → agent)", |s| s.boot),
+        ("  guest kernel → init", |s| s.guest_boot_to_init),
+        ("first trace line", |s| s.first_trace),
+        ("lesson", |s| s.lesson),
+        ("shutdown", |s| s.shutdown),
+        ("total", |s| s.total),
+    ];
+    let mut out = format!(
+        "lesson 1 on {} {} ({}), kernel image {} KiB, {} warm runs\n\n",
+        report.kernel,
+        report.arch,
+        report.accel,
+        report.kernel_bytes / 1024,
+        report.warm.len()
+    );
+    out.push_str("| phase | warm median | warm min–max | cold |\n|---|---|---|---|\n");
+    for (name, get) in rows {
+        let mut values: Vec<f64> = report.warm.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        let median = values.get(values.len() / 2).copied().unwrap_or(f64::NAN);
+        let (min, max) = (
+            values.first().copied().unwrap_or(f64::NAN),
+            values.last().copied().unwrap_or(f64::NAN),
+        );
+        let cold = report
+            .cold
+            .as_ref()
+            .map(|c| format!("{:.2}s", get(c)))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "| {name} | {median:.2}s | {min:.2}–{max:.2}s | {cold} |\n"
+        ));
+    }
+    let mut rss: Vec<u64> = report.warm.iter().map(|s| s.qemu_rss_kib).collect();
+    rss.sort_unstable();
+    out.push_str(&format!(
+        "| QEMU peak RSS | {} MiB | | |\n",
+        rss.get(rss.len() / 2).copied().unwrap_or(0) / 1024
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(total: f64) -> Sample {
+        Sample {
+            kernel: 0.0,
+            build: 0.3,
+            initramfs: 0.01,
+            boot: 2.5,
+            guest_boot_to_init: 1.5,
+            first_trace: 3.4,
+            lesson: 0.9,
+            shutdown: 0.1,
+            total,
+            qemu_rss_kib: 200 * 1024,
+        }
+    }
+
+    #[test]
+    fn the_table_reports_median_spread_and_cold() {
+        let report = BenchReport {
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            accel: "TCG".into(),
+            kernel_bytes: 8 << 20,
+            warm: vec![sample(4.0), sample(3.0), sample(5.0)],
+            cold: Some(sample(20.0)),
+        };
+        let t = table(&report);
+        assert!(t.contains("| total | 4.00s | 3.00–5.00s | 20.00s |"), "{t}");
+        assert!(t.contains("| QEMU peak RSS | 200 MiB |"), "{t}");
+        assert!(t.contains("kernel image 8192 KiB, 3 warm runs"), "{t}");
+    }
+}
