@@ -80,9 +80,12 @@ pub fn sample(request: &RunRequest) -> anyhow::Result<(Sample, RunResult)> {
     Ok((sample, result))
 }
 
+/// A table row: its name and how to read it from a sample.
+type Row = (&'static str, fn(&Sample) -> f64);
+
 /// The table: one row per figure, median and spread of the warm runs, and the cold run.
 pub fn table(report: &BenchReport) -> String {
-    let rows: [(&str, fn(&Sample) -> f64); 9] = [
+    let rows: [Row; 9] = [
         ("kernel (fetch/unpack)", |s| s.kernel),
         ("build (cargo + clang)", |s| s.build),
         ("initramfs", |s| s.initramfs),

@@ -279,3 +279,39 @@ fn suite_packages(
         .with_context(|| format!("decompressing {}", cached.display()))?;
     Ok(index::parse_packages(&text, |name| pattern.is_match(name)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_entry_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("vmlinuz"), b"kernel").unwrap();
+        let record = Record {
+            package: index::Package {
+                name: "linux-image-test".into(),
+                version: "1".into(),
+                filename: "pool/t.deb".into(),
+                size: 1,
+                sha256: "00".into(),
+            },
+            suite: "stable".into(),
+            files: BTreeMap::from([("vmlinuz".to_string(), fetch::sha256_bytes(b"kernel"))]),
+        };
+        std::fs::write(dir.path().join("record.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(intact(dir.path()).is_some());
+        // A bit flipped on disk: the recorded hash no longer matches, the entry is refetched.
+        std::fs::write(dir.path().join("vmlinuz"), b"kernal").unwrap();
+        assert!(intact(dir.path()).is_none());
+        // A missing file, or no record (an interrupted fetch), is not an entry either.
+        std::fs::remove_file(dir.path().join("vmlinuz")).unwrap();
+        assert!(intact(dir.path()).is_none());
+        std::fs::remove_file(dir.path().join("record.json")).unwrap();
+        assert!(record_of(dir.path()).is_none());
+    }
+
+    fn record_of(dir: &Path) -> Option<Record> {
+        record(dir)
+    }
+}
