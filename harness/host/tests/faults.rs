@@ -39,36 +39,24 @@ fn assert_failed_with(result: &RunResult, needle: &str) {
     }
 }
 
-#[test]
-fn a_kernel_panic_is_reported_with_the_console_tail() {
-    let result = run_with_fault(Fault::KernelPanic, Duration::from_secs(300));
+/// The guest panicked, the lesson failed, and the console's tail (shown to the user)
+/// holds `evidence`.
+fn assert_panicked_with(fault: Fault, evidence: &str) {
+    let result = run_with_fault(fault, Duration::from_secs(300));
     assert_eq!(result.vm.end, VmEnd::KernelPanic);
-    assert!(
-        result
-            .vm
-            .console_tail
-            .iter()
-            .any(|l| l.contains("Kernel panic - not syncing")),
-        "{:#?}",
-        result.vm.console_tail
-    );
+    let tail = &result.vm.console_tail;
+    assert!(tail.iter().any(|l| l.contains(evidence)), "{tail:#?}");
     assert_failed_with(&result, "panicked");
 }
 
 #[test]
+fn a_kernel_panic_is_reported_with_the_console_tail() {
+    assert_panicked_with(Fault::KernelPanic, "Kernel panic - not syncing");
+}
+
+#[test]
 fn an_agent_crash_is_reported_as_such() {
-    let result = run_with_fault(Fault::AgentCrash, Duration::from_secs(300));
-    assert_eq!(result.vm.end, VmEnd::KernelPanic);
-    assert!(
-        result
-            .vm
-            .console_tail
-            .iter()
-            .any(|l| l.contains("Attempted to kill init")),
-        "{:#?}",
-        result.vm.console_tail
-    );
-    assert_failed_with(&result, "panicked");
+    assert_panicked_with(Fault::AgentCrash, "Attempted to kill init");
 }
 
 #[test]
