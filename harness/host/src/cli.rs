@@ -93,6 +93,12 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
 
 #[derive(Debug, Subcommand)]
 enum KernelsAction {
+    /// Pin the newest Debian package of every series in images/kernels.lock.
+    Update {
+        /// Architectures (comma-separated); default: both.
+        #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
+        arch: Vec<Arch>,
+    },
     /// Build a minimal kernel for a series from source (tinyconfig + kernel-config/),
     /// then boot it with `--kernel <series>-minimal`.
     Build {
@@ -201,6 +207,9 @@ impl Cli {
             Command::Kernels {
                 action: Some(KernelsAction::Build { series, arch, jobs }),
             } => build_kernel(&series, arch, jobs),
+            Command::Kernels {
+                action: Some(KernelsAction::Update { arch }),
+            } => update_kernels(arch),
             Command::Matrix(args) => matrix(args),
             Command::MergeReports {
                 reports,
@@ -276,6 +285,24 @@ fn list_lessons() -> anyhow::Result<ExitCode> {
     if !mistakes.is_empty() {
         println!("\nMistakes to learn from (they fail on purpose: read the error, then fix them):");
         mistakes.iter().for_each(show);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn update_kernels(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let arches = if arch.is_empty() {
+        Arch::ALL.to_vec()
+    } else {
+        arch
+    };
+    let changes = kernel::update_lock(&catalog, &config, &arches)?;
+    if changes.is_empty() {
+        ui::status("images/kernels.lock already pins the newest packages");
+    }
+    for change in changes {
+        println!("{change}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,7 @@ pub fn busybox(config: &Config, catalog: &Catalog, arch: Arch) -> anyhow::Result
         .join("tools")
         .join(arch.name())
         .join("busybox");
-    archive::obtain(config, &query, &dir, false, |path| {
+    archive::obtain(config, &query, &dir, false, None, |path| {
         (path == "bin/busybox").then(|| "busybox".to_string())
     })?;
     Ok(dir.join("busybox"))

@@ -12,6 +12,52 @@ use crate::config::Config;
 use crate::debian::archive;
 use crate::kernel_build;
 
+/// Where the kernel lock file is.
+pub fn lock_path() -> PathBuf {
+    crate::config::source_root().join("images/kernels.lock")
+}
+
+/// Pins the newest package of every Debian-packaged series in the lock file (`bpflab
+/// kernels update`), for `arches`. Returns what changed, as lines for the user.
+pub fn update_lock(
+    catalog: &Catalog,
+    config: &Config,
+    arches: &[Arch],
+) -> anyhow::Result<Vec<String>> {
+    let path = lock_path();
+    let mut lock = crate::lock::KernelLock::load(&path)?;
+    let mut changes = Vec::new();
+    for series in &catalog.kernels {
+        for &arch in arches {
+            let Some(pattern) = series.debian_pattern(arch) else {
+                continue;
+            };
+            let query = archive::Query {
+                what: format!("kernel {}", series.series),
+                suites: &series.suites,
+                pattern,
+                arch,
+            };
+            let newest = archive::newest(config, &query)?;
+            let before = lock
+                .find(&series.series, arch)
+                .map(|p| p.package.version.clone());
+            let after = newest.package.version.clone();
+            if before.as_deref() != Some(after.as_str()) {
+                changes.push(format!(
+                    "{} {arch}: {} → {} {after}",
+                    series.series,
+                    before.unwrap_or_else(|| "(none)".into()),
+                    newest.package.name
+                ));
+            }
+            lock.set(&series.series, arch, newest);
+        }
+    }
+    lock.save(&path)?;
+    Ok(changes)
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -140,7 +186,9 @@ fn obtain_series(
         arch,
     };
     let dir = cache_dir(config, &series.series, arch);
-    let record = archive::obtain(config, &query, &dir, refresh, |path| {
+    let lock = crate::lock::KernelLock::load(&lock_path())?;
+    let pinned = lock.find(&series.series, arch);
+    let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
         let file = path.rsplit('/').next().unwrap_or(path);
         let in_boot = path.starts_with("boot/");
         // Until 6.x the image is boot/vmlinuz-<release>; the split packages of 7.x put

@@ -264,7 +264,7 @@ fn source_tarball(
             pattern: regex::Regex::new(pattern).context("source package pattern")?,
             arch,
         };
-        let picked = archive::obtain(config, &query, &dir, false, |path| {
+        let picked = archive::obtain(config, &query, &dir, false, None, |path| {
             (path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz"))
                 .then(|| "linux.tar.xz".to_string())
         });

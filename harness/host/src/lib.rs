@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod kernel_build;
 pub mod kernel_check;
 pub mod lessons;
+pub mod lock;
 pub mod matrix;
 pub mod normalize;
 pub mod qemu;

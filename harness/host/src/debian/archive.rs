@@ -44,14 +44,25 @@ pub fn record(dir: &Path) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-/// Makes `dir` hold the newest package matching `query`, unpacked with `pick` (path in
-/// the package → file name in `dir`, for the files wanted). An intact cached entry is
-/// used as it is, without asking the network, unless `refresh`.
+/// A package fixed in advance (by the lock file): exactly this file, this hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinned {
+    /// The package.
+    pub package: index::Package,
+    /// The suite (and so the mirror) it comes from.
+    pub suite: String,
+}
+
+/// Makes `dir` hold a package matching `query`, unpacked with `pick` (path in the package
+/// → file name in `dir`, for the files wanted): the `pinned` one if given, else the
+/// newest. An intact cached entry of the right package is used as it is, without asking
+/// the network, unless `refresh`.
 pub fn obtain(
     config: &Config,
     query: &Query<'_>,
     dir: &Path,
     refresh: bool,
+    pinned: Option<&Pinned>,
     pick: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Record> {
     let parent = dir.parent().context("cache directory has no parent")?;
@@ -80,48 +91,43 @@ pub fn obtain(
 
     if !refresh {
         if let Some(record) = intact(dir) {
-            return Ok(record);
+            if pinned.is_none_or(|p| p.package == record.package) {
+                return Ok(record);
+            }
         }
     }
 
     let mirrors = Mirrors::discover(config)?;
     let http = fetch::agent();
-    let candidates = resolve(&http, &mirrors, query, config)?;
-
     // Download and unpack next to the final place, then swap it in.
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}-"))
         .tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");
-    // Mirrors are sometimes behind their own index (a package listed but not yet, or no
-    // longer, in the pool): fall back to the next newest candidate, and say so.
     let mut failures = Vec::new();
     let mut chosen = None;
-    for (package, suite) in candidates {
-        let base = mirrors
-            .for_suite(&suite)
-            .expect("resolve only returns reachable suites");
-        let url = format!("{base}/{}", package.filename);
-        let expected = fetch::Expected {
-            sha256: package.sha256.clone(),
-            size: package.size,
-        };
-        let label = format!("{} ({})", query.what, package.version);
-        match fetch::download(&http, &url, &deb_path, Some(&expected), &label) {
-            Ok(()) => {
-                chosen = Some((package, suite));
-                break;
-            }
-            Err(e) if e.is::<crate::interrupt::Interrupted>() => return Err(e),
-            Err(e) => {
-                ui::status(format!(
-                    "{} {} unusable, trying an older one: {e:#}",
-                    package.name, package.version
-                ));
-                failures.push(format!("{} {}: {e:#}", package.name, package.version));
-            }
+    if let (Some(p), false) = (pinned, refresh) {
+        let pinned_list = vec![(p.package.clone(), p.suite.clone())];
+        chosen = download_first(
+            &http,
+            &mirrors,
+            query,
+            pinned_list,
+            &deb_path,
+            &mut failures,
+        )?;
+        if chosen.is_none() {
+            ui::status(format!(
+                "the locked {} {} is not on the mirror any more; using the newest instead \
+                 (`bpflab kernels update` pins it)",
+                p.package.name, p.package.version
+            ));
         }
+    }
+    if chosen.is_none() {
+        let candidates = resolve(&http, &mirrors, query, config)?;
+        chosen = download_first(&http, &mirrors, query, candidates, &deb_path, &mut failures)?;
     }
     let Some((package, suite)) = chosen else {
         bail!(
@@ -167,6 +173,67 @@ pub fn obtain(
         dir.display()
     ));
     Ok(record)
+}
+
+/// Downloads the first candidate that the mirror serves intact, newest first. Mirrors are
+/// sometimes behind their own index (a package listed but not yet, or no longer, in the
+/// pool): each failure is said, and the next candidate tried.
+fn download_first(
+    http: &ureq::Agent,
+    mirrors: &Mirrors,
+    query: &Query<'_>,
+    candidates: Vec<(index::Package, String)>,
+    deb_path: &Path,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<Option<(index::Package, String)>> {
+    for (package, suite) in candidates {
+        let Some(base) = mirrors.for_suite(&suite) else {
+            failures.push(format!("{}: no mirror for suite {suite}", package.name));
+            continue;
+        };
+        let url = format!("{base}/{}", package.filename);
+        let expected = fetch::Expected {
+            sha256: package.sha256.clone(),
+            size: package.size,
+        };
+        let label = format!("{} ({})", query.what, package.version);
+        match fetch::download(http, &url, deb_path, Some(&expected), &label) {
+            Ok(()) => return Ok(Some((package, suite))),
+            Err(e) if e.is::<crate::interrupt::Interrupted>() => return Err(e),
+            Err(e) => {
+                ui::status(format!(
+                    "{} {} unusable, trying the next: {e:#}",
+                    package.name, package.version
+                ));
+                failures.push(format!("{} {}: {e:#}", package.name, package.version));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The newest package matching `query` that the mirror really serves (for `bpflab
+/// kernels update`: a pin must be downloadable).
+pub fn newest(config: &Config, query: &Query<'_>) -> anyhow::Result<Pinned> {
+    let mirrors = Mirrors::discover(config)?;
+    let http = fetch::agent();
+    let candidates = resolve(&http, &mirrors, query, config)?;
+    let mut missing = Vec::new();
+    for (package, suite) in candidates {
+        let Some(base) = mirrors.for_suite(&suite) else {
+            continue;
+        };
+        let url = format!("{base}/{}", package.filename);
+        match http.head(&url).call() {
+            Ok(_) => return Ok(Pinned { package, suite }),
+            Err(e) => missing.push(format!("{} {}: {e}", package.name, package.version)),
+        }
+    }
+    bail!(
+        "the mirror serves none of the packages its index lists for {}:\n  {}",
+        query.what,
+        missing.join("\n  ")
+    )
 }
 
 /// The record of `dir` if every file it lists is there with its recorded hash.
@@ -299,7 +366,11 @@ mod tests {
             suite: "stable".into(),
             files: BTreeMap::from([("vmlinuz".to_string(), fetch::sha256_bytes(b"kernel"))]),
         };
-        std::fs::write(dir.path().join("record.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("record.json"),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
         assert!(intact(dir.path()).is_some());
         // A bit flipped on disk: the recorded hash no longer matches, the entry is refetched.
         std::fs::write(dir.path().join("vmlinuz"), b"kernal").unwrap();

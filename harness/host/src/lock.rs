@@ -1,0 +1,113 @@
+//! `images/kernels.lock`: the exact package bpflab boots for each series and arch, so a
+//! run can be reproduced. Written by `bpflab kernels update`; read on every run.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::debian::archive::Pinned;
+
+/// The lock file's contents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KernelLock {
+    /// One entry per (series, arch).
+    #[serde(default, rename = "kernel")]
+    pub kernels: Vec<LockedKernel>,
+}
+
+/// One pinned kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedKernel {
+    /// Catalog series.
+    pub series: String,
+    /// Architecture name.
+    pub arch: String,
+    /// The package, its suite, file and hash.
+    #[serde(flatten)]
+    pub pinned: Pinned,
+}
+
+const HEADER: &str = "\
+# The exact kernels bpflab boots, per series and arch: written by `bpflab kernels update`,
+# read on every run. A package that has left the mirror since is replaced by the newest
+# one (bpflab says so); `bpflab kernels update` pins the new one here.
+";
+
+impl KernelLock {
+    /// Reads the lock file; a missing file is an empty lock.
+    pub fn load(path: &Path) -> anyhow::Result<KernelLock> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("in {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KernelLock::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the lock file.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = format!("{HEADER}\n{}", toml::to_string(self)?);
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The pin of a series and arch.
+    pub fn find(&self, series: &str, arch: Arch) -> Option<&Pinned> {
+        self.kernels
+            .iter()
+            .find(|k| k.series == series && k.arch == arch.name())
+            .map(|k| &k.pinned)
+    }
+
+    /// Sets the pin of a series and arch.
+    pub fn set(&mut self, series: &str, arch: Arch, pinned: Pinned) {
+        self.kernels
+            .retain(|k| !(k.series == series && k.arch == arch.name()));
+        self.kernels.push(LockedKernel {
+            series: series.to_string(),
+            arch: arch.name().to_string(),
+            pinned,
+        });
+        self.kernels
+            .sort_by(|a, b| (&a.arch, &a.series).cmp(&(&b.arch, &b.series)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::debian::index::Package;
+
+    fn pin(version: &str) -> Pinned {
+        Pinned {
+            package: Package {
+                name: "linux-image-6.1.0-56-cloud-amd64-unsigned".into(),
+                version: version.into(),
+                filename: "pool/main/l/linux/x.deb".into(),
+                size: 42,
+                sha256: "ab".repeat(32),
+            },
+            suite: "bookworm-security".into(),
+        }
+    }
+
+    #[test]
+    fn pins_round_trip_and_replace_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.lock");
+        let mut lock = KernelLock::load(&path).unwrap();
+        assert!(lock.find("6.1", Arch::X86_64).is_none());
+        lock.set("6.1", Arch::X86_64, pin("6.1.1-1"));
+        lock.set("6.1", Arch::X86_64, pin("6.1.2-1"));
+        lock.save(&path).unwrap();
+        let back = KernelLock::load(&path).unwrap();
+        assert_eq!(back.kernels.len(), 1);
+        assert_eq!(
+            back.find("6.1", Arch::X86_64).unwrap().package.version,
+            "6.1.2-1"
+        );
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("# The exact kernels"));
+    }
+}
