@@ -13,6 +13,8 @@ pub fn find(number: u32) -> Option<LessonFn> {
         2 => Some(lesson_02_tcp::run),
         3 => Some(lesson_03_tracex4::run),
         11 => Some(lesson_11_hello_comm::run),
+        21 => Some(lesson_21_per_thread::run),
+        31 => Some(lesson_31_two_seconds::run),
         90 => Some(lesson_90_nullcheck::run),
         91 => Some(lesson_91_renamed::run),
         _ => None,

@@ -171,10 +171,14 @@ pub fn obtain(
 }
 
 fn built_image(series: &KernelSeries, arch: Arch, dir: &Path, compiler: &str) -> KernelImage {
+    // The uncompressed vmlinux where there is one (x86-64, PVH), else the arch's image.
+    let image = Some(dir.join("vmlinux"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| dir.join("vmlinuz"));
     KernelImage {
         series: format!("{}{MINIMAL_SUFFIX}", series.series),
         arch,
-        image: dir.join("vmlinuz"),
+        image,
         config: Some(dir.join("config")),
         origin: format!(
             "minimal {} built from source with {compiler}",

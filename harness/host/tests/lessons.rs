@@ -19,7 +19,7 @@ use bpflab::{normalize, ui};
 use bpflab_protocol::{Event, Outcome};
 
 /// Every lesson, mistakes included.
-const LESSONS: [u32; 6] = [1, 2, 3, 11, 90, 91];
+const LESSONS: [u32; 8] = [1, 2, 3, 11, 21, 31, 90, 91];
 
 #[test]
 fn lessons_on_6_1_x86_64() {
@@ -134,6 +134,34 @@ fn check_lesson(lesson: &LessonResult, arch: Arch) {
                 trace_lines(lesson, "Hello World!! from init, pid 1"),
                 3,
                 "{where_}"
+            );
+        }
+        21 => {
+            let counts: Vec<&str> = outputs(lesson)
+                .into_iter()
+                .filter(|l| l.starts_with("thread "))
+                .collect();
+            assert_eq!(
+                counts,
+                [
+                    "thread 1: 10 tcp_sendmsg calls",
+                    "thread 2: 5 tcp_sendmsg calls"
+                ],
+                "{where_}"
+            );
+        }
+        31 => {
+            let old = outputs(lesson)
+                .into_iter()
+                .filter(|l| l.contains("is 2sec old") || l.contains("is 3sec old"))
+                .count();
+            assert!(
+                old >= 3,
+                "{where_}: the workload's threads must be seen past 2s"
+            );
+            assert!(
+                !outputs(lesson).iter().any(|l| l.contains("is 1sec old")),
+                "{where_}: nothing younger than 2s"
             );
         }
         90 => {
