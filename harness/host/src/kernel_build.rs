@@ -339,8 +339,13 @@ fn unpack_source(tarball: &Path, dest: &Path) -> anyhow::Result<()> {
         if stripped.as_os_str().is_empty() {
             continue;
         }
+        let target = dest.join(stripped);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         entry
-            .unpack(dest.join(stripped))
+            .unpack(&target)
             .with_context(|| format!("unpacking {}", path.display()))?;
     }
     Ok(())
