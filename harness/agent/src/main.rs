@@ -87,7 +87,11 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         };
         let (returned, lesson_kept) = lab.into_parts();
         loader = returned;
-        kept.extend(lesson_kept);
+        // Only the shell needs them; otherwise a lesson's programs would still fire
+        // during the next lessons of this boot and mix into their output.
+        if plan.shell {
+            kept.extend(lesson_kept);
+        }
         sink.send(&Event::LessonEnd {
             lesson: lesson.number,
             outcome,

@@ -161,6 +161,7 @@ mod tests {
             programs: vec!["broken.bpf.c".into()],
             parts: vec![],
             snapshot: Default::default(),
+            snapshot_collapse: false,
             dir: lesson_dir,
         };
         let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();

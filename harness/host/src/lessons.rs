@@ -26,6 +26,10 @@ pub struct Lesson {
     /// its content instead).
     #[serde(default)]
     pub snapshot: SnapshotVariation,
+    /// Show runs of identical (normalised) lines once in the snapshot: for output whose
+    /// number of lines depends on the kernel's internal caches, not on the lesson.
+    #[serde(default)]
+    pub snapshot_collapse: bool,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,

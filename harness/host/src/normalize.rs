@@ -91,6 +91,29 @@ pub fn text(s: &str) -> String {
 
 /// The snapshot text of one lesson's run.
 pub fn transcript(lesson: &LessonResult) -> String {
+    transcript_with(lesson, false)
+}
+
+/// [`transcript`], with runs of identical lines shown once when `collapse` is set (see
+/// `snapshot_collapse` in a lesson's `lesson.toml`).
+pub fn transcript_with(lesson: &LessonResult, collapse: bool) -> String {
+    let text = full_transcript(lesson);
+    if !collapse {
+        return text;
+    }
+    let mut out = String::new();
+    let mut previous = None;
+    for line in text.lines() {
+        if previous != Some(line) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        previous = Some(line);
+    }
+    out
+}
+
+fn full_transcript(lesson: &LessonResult) -> String {
     let mut out = format!("lesson {} ({})\n", lesson.number, lesson.name);
     for event in &lesson.events {
         let line = match event {
@@ -174,6 +197,30 @@ mod tests {
             text("3 processes created, 3 greetings"),
             "3 processes created, 3 greetings"
         );
+    }
+
+    #[test]
+    fn collapsing_shows_runs_of_identical_lines_once() {
+        let line = |t: &str| Event::Output {
+            lesson: 3,
+            line: t.into(),
+        };
+        let lesson = LessonResult {
+            number: 3,
+            name: "t".into(),
+            outcome: Outcome::Passed("ok".into()),
+            events: vec![
+                line("obj 0xffff888000000001 a"),
+                line("obj 0xffff888000000002 a"),
+                line("b"),
+                line("obj 0xffff888000000003 a"),
+            ],
+        };
+        assert_eq!(
+            transcript_with(&lesson, true),
+            "lesson 3 (t)\noutput: obj 0x<addr> a\noutput: b\noutput: obj 0x<addr> a\npass: ok\n"
+        );
+        assert_eq!(transcript_with(&lesson, false).lines().count(), 6);
     }
 
     #[test]

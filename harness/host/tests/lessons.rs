@@ -68,7 +68,10 @@ fn run_cell(series: &str, arch: Arch) -> RunResult {
 
 fn snapshot(meta: &Lesson, lesson: &LessonResult, series: &str, arch: Arch) {
     if let Some(name) = meta.snapshot_name(series, arch.name()) {
-        insta::assert_snapshot!(name, normalize::transcript(lesson));
+        insta::assert_snapshot!(
+            name,
+            normalize::transcript_with(lesson, meta.snapshot_collapse)
+        );
     }
 }
 
