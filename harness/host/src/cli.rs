@@ -169,6 +169,10 @@ struct LessonArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     memory: u32,
+    /// QEMU CPU model (default: `host` with KVM; `cortex-a57` for arm64 under TCG, the
+    /// fastest to emulate).
+    #[arg(long, value_name = "MODEL")]
+    cpu: Option<String>,
     /// Also show the guest's console: the kernel's boot log and messages.
     #[arg(long, short)]
     verbose: bool,
@@ -239,6 +243,7 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
             (None, false) => Some(Duration::from_secs(180)),
         },
         shell: args.shell,
+        cpu: args.cpu,
         memory_mib: args.memory,
         verbose_kernel: args.verbose,
         refresh_kernel: args.refresh_kernel,

@@ -228,6 +228,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
         verbose_kernel: false,
         refresh_kernel: false,
         fault: None,
+        cpu: None,
     };
     let mut cell = Cell {
         kernel: kernel.to_string(),

@@ -47,6 +47,8 @@ pub struct RunRequest {
     pub refresh_kernel: bool,
     /// A failure the guest should cause on purpose (tests of error handling).
     pub fault: Option<Fault>,
+    /// QEMU CPU model, instead of the default.
+    pub cpu: Option<String>,
 }
 
 impl RunRequest {
@@ -64,6 +66,7 @@ impl RunRequest {
             verbose_kernel: false,
             refresh_kernel: false,
             fault: None,
+            cpu: None,
         }
     }
 }
@@ -246,6 +249,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         channel_fifo: scratch.path().join("channel"),
         tsc_khz: accel::host_cpu_khz(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()),
         verbose_kernel: request.verbose_kernel,
+        cpu: request.cpu.clone(),
     };
     let plan = Plan {
         lessons: selected
