@@ -162,3 +162,17 @@ fn assert_empty(dir: &Path) {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn an_unwritable_cache_directory_is_a_clear_error() {
+    // Nothing can be created under /proc, even by root.
+    let output = Command::new(env!("CARGO_BIN_EXE_bpflab"))
+        .args(["lesson", "1"])
+        .env("BPFLAB_CACHE_DIR", "/proc/bpflab-cache")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("creating the cache directory /proc/bpflab-cache"), "{stderr}");
+    assert!(stderr.contains("set BPFLAB_CACHE_DIR to use another"), "{stderr}");
+}
