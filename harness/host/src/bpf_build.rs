@@ -40,10 +40,24 @@ pub fn compile_lesson(
     let out_dir = out_root.join(arch.name()).join(lesson.dir_name());
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let flags = clang_flags(arch);
-    let inputs_hash = hash_inputs(&lesson.dir, &flags)?;
+    // A program may live in another lesson's directory (an exercise reusing a lesson's
+    // kernel side): hash every directory a program comes from.
+    let mut dirs: Vec<PathBuf> = lesson
+        .programs
+        .iter()
+        .filter_map(|p| lesson.dir.join(p).parent().map(Path::to_path_buf))
+        .collect();
+    dirs.push(lesson.dir.clone());
+    dirs.sort();
+    dirs.dedup();
+    let inputs_hash = hash_inputs(&dirs, &flags)?;
     let mut objects = Vec::new();
     for source in &lesson.programs {
-        let name = format!("{}.o", source.trim_end_matches(".c"));
+        let file = Path::new(source)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let name = format!("{}.o", file.trim_end_matches(".c"));
         let out = out_dir.join(&name);
         let stamp = out_dir.join(format!("{name}.inputs"));
         let fresh =
@@ -120,14 +134,19 @@ fn asm_headers_package(arch: Arch) -> &'static str {
     }
 }
 
-/// Hash of everything that affects the objects: the lesson's C sources and headers, and
-/// the flags.
-fn hash_inputs(dir: &Path, flags: &[String]) -> anyhow::Result<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "h"))
-        .collect();
+/// Hash of everything that affects the objects: the C sources and headers of the
+/// directories the programs come from, and the flags.
+fn hash_inputs(dirs: &[PathBuf], flags: &[String]) -> anyhow::Result<String> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        let listing =
+            std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+        files.extend(
+            listing
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "h")),
+        );
+    }
     files.sort();
     let mut all = flags.join(" ").into_bytes();
     for file in files {

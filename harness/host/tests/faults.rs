@@ -173,6 +173,12 @@ fn an_unwritable_cache_directory_is_a_clear_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("creating the cache directory /proc/bpflab-cache"), "{stderr}");
-    assert!(stderr.contains("set BPFLAB_CACHE_DIR to use another"), "{stderr}");
+    assert!(
+        stderr.contains("creating the cache directory /proc/bpflab-cache"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("set BPFLAB_CACHE_DIR to use another"),
+        "{stderr}"
+    );
 }

@@ -18,8 +18,23 @@ const ALLOCATORS: [&str; 2] = ["kmem_cache_alloc_node", "kmem_cache_alloc_node_n
 /// The workload's threads: each one's `task_struct` comes from kmem_cache_alloc_node()
 /// and lives as long as the thread.
 const THREADS: usize = 3;
-/// How long they live, and so how long the lesson watches.
-const LIFETIME: Duration = Duration::from_millis(2600);
+
+/// What the user side decides (the kernel side records every allocation either way).
+pub struct Settings {
+    /// Objects younger than this many seconds are not reported.
+    pub threshold_s: u64,
+    /// How many times the map is walked, once a second.
+    pub walks: u32,
+    /// How long the workload's threads live (longer than the threshold, to be seen).
+    pub lifetime: Duration,
+}
+
+/// The original's settings: objects older than a second.
+pub const ONE_SECOND: Settings = Settings {
+    threshold_s: 1,
+    walks: 2,
+    lifetime: Duration::from_millis(2600),
+};
 /// Map size: plenty for a quiet guest, far less memory than the original million.
 const MAP_ENTRIES: u32 = 16 * 1024;
 
@@ -36,6 +51,11 @@ unsafe impl aya::Pod for Pair {}
 
 /// Runs the lesson inside the guest.
 pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
+    run_with(lab, &ONE_SECOND)
+}
+
+/// Runs the lesson with other settings (exercise 3.1 does).
+pub fn run_with(lab: &mut Lab, settings: &Settings) -> anyhow::Result<Outcome> {
     let allocator = lab.kernel_symbol(&ALLOCATORS)?;
     lab.note(format!("allocator entry point on this kernel: {allocator}"));
 
@@ -58,13 +78,16 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
     // The workload: threads that outlive a second.
     let threads: Vec<_> = (0..THREADS)
-        .map(|_| std::thread::spawn(|| std::thread::sleep(LIFETIME)))
+        .map(|_| {
+            let lifetime = settings.lifetime;
+            std::thread::spawn(move || std::thread::sleep(lifetime))
+        })
         .collect();
 
     let map: HashMap<_, i64, Pair> =
         HashMap::try_from(bpf.map("my_map").context("no map `my_map`")?)?;
     let mut longest_lived = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..settings.walks {
         std::thread::sleep(Duration::from_secs(1));
         let now = monotonic_ns();
         // Collect first, print after: the walk should not be slowed by our own output.
@@ -72,7 +95,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
         for entry in map.iter() {
             let (addr, pair) = entry?;
             let age = now.saturating_sub(pair.val) / 1_000_000_000;
-            if age >= 1 {
+            if age >= settings.threshold_s {
                 old.push((addr as u64, age, pair.ip));
             }
         }
@@ -102,11 +125,15 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     let old = longest_lived.len();
     Ok(if old >= THREADS {
         Outcome::Passed(format!(
-            "{THREADS} threads kept alive for 2s; objects older than 1s were found"
+            "{THREADS} threads kept alive for {}s; objects older than {}s were found",
+            settings.lifetime.as_secs(),
+            settings.threshold_s
         ))
     } else {
         Outcome::Failed(format!(
-            "{THREADS} threads kept alive for 2s, but only {old} objects older than 1s were found"
+            "{THREADS} threads kept alive for {}s, but only {old} objects older than {}s were found",
+            settings.lifetime.as_secs(),
+            settings.threshold_s
         ))
     })
 }
