@@ -183,7 +183,7 @@ pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String
 pub fn explain_end(result: &RunResult) {
     let headline = match &result.vm.end {
         VmEnd::Finished => return,
-        VmEnd::KernelPanic if result.vm.console_tail.iter().any(|l| l.contains("Attempted to kill init")) => {
+        VmEnd::KernelPanic if result.vm.panic_line.as_deref().is_some_and(|l| l.contains("Attempted to kill init")) => {
             "the guest agent crashed (the kernel panics when init exits); its last words are below".to_string()
         }
         VmEnd::KernelPanic => "the guest kernel panicked".to_string(),
@@ -195,6 +195,9 @@ pub fn explain_end(result: &RunResult) {
         VmEnd::Interrupted => "interrupted".to_string(),
     };
     eprintln!("{} {headline}", style("error:").red().bold());
+    if let Some(panic) = &result.vm.panic_line {
+        eprintln!("  {}", panic.trim());
+    }
     if !result.vm.console_tail.is_empty() {
         eprintln!("last lines of the guest console:");
         for line in &result.vm.console_tail {

@@ -54,6 +54,9 @@ pub struct VmReport {
     pub wall: Duration,
     /// QEMU's peak resident memory, in KiB.
     pub qemu_max_rss_kib: Option<u64>,
+    /// The kernel's "Kernel panic - not syncing: …" line, kept even when a long oops
+    /// pushes it out of `console_tail`.
+    pub panic_line: Option<String>,
 }
 
 const TAIL_LINES: usize = 40;
@@ -261,12 +264,14 @@ fn pump(
     let mut stderr_text = Vec::new();
     let mut tail = VecDeque::new();
     let mut panicked = false;
+    let mut panic_line: Option<String> = None;
     let mut done = false;
     let mut stop_at: Option<Instant> = None;
     let mut events = vec![EpollEvent::default(); 8];
 
     let handle_console = |line: String,
                           tail: &mut VecDeque<String>,
+                          panic_line_slot: &mut Option<String>,
                           on_line: &mut dyn FnMut(VmLine)|
      -> (bool, bool) {
         // On a shared console, events are the lines carrying the marker.
@@ -278,6 +283,9 @@ fn pump(
             }
         }
         let panic = line.contains("Kernel panic - not syncing");
+        if panic && panic_line_slot.is_none() {
+            *panic_line_slot = Some(line.clone());
+        }
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -322,7 +330,8 @@ fn pump(
                         let _ = std::io::Write::flush(&mut out);
                     }
                     for line in console_buf.feed(&raw) {
-                        let (panic, is_done) = handle_console(line, &mut tail, on_line);
+                        let (panic, is_done) =
+                            handle_console(line, &mut tail, &mut panic_line, on_line);
                         if panic && !panicked {
                             panicked = true;
                             stop_at = Some(Instant::now() + PANIC_DRAIN);
@@ -375,7 +384,7 @@ fn pump(
         if has_exited(child) {
             // Drain what is still in the pipes: the last lines are often the important ones.
             for line in console_buf.read_lines(&mut console) {
-                panicked |= handle_console(line, &mut tail, on_line).0;
+                panicked |= handle_console(line, &mut tail, &mut panic_line, on_line).0;
             }
             for line in channel_buf.read_lines(&mut channel) {
                 if let Some(event) = Event::from_line(&line) {
@@ -399,6 +408,7 @@ fn pump(
         qemu_stderr: String::from_utf8_lossy(&stderr_text).trim_end().to_string(),
         wall: started.elapsed(),
         qemu_max_rss_kib: None,
+        panic_line,
     })
 }
 
