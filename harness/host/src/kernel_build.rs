@@ -64,19 +64,33 @@ pub fn obtain(
     let compiler = command_output(Command::new(&gcc).arg("--version"))?;
     let compiler = compiler.lines().next().unwrap_or("").to_string();
 
-    let (tarball, source_sha) = source_tarball(config, series, arch)?;
     let fragments = fragments(series, arch)?;
-    let key =
-        sha256_bytes(format!("{source_sha}\n{}\n{arch}\n{compiler}", fragments.merged).as_bytes());
+    let key_of = |source_sha: &str| {
+        sha256_bytes(format!("{source_sha}\n{}\n{arch}\n{compiler}", fragments.merged).as_bytes())
+    };
     let out_dir = config
         .cache_dir
         .join("kernels")
         .join(arch.name())
         .join(format!("{}{MINIMAL_SUFFIX}", series.series));
-    let image = out_dir.join("vmlinuz");
-    if std::fs::read_to_string(out_dir.join("key")).ok().as_deref() == Some(key.as_str())
-        && image.is_file()
+    let is_built = |key: &str| {
+        std::fs::read_to_string(out_dir.join("key")).ok().as_deref() == Some(key)
+            && out_dir.join("vmlinuz").is_file()
+    };
+    // Fast path for every run after the build: the source's hash as its cache entry
+    // recorded it, instead of reading the 140 MB tarball again.
+    let recorded_sha = archive::record(&config.cache_dir.join("sources").join(&series.series))
+        .and_then(|r| r.files.get("linux.tar.xz").cloned());
+    if recorded_sha
+        .as_deref()
+        .is_some_and(|sha| is_built(&key_of(sha)))
     {
+        return Ok(built_image(series, arch, &out_dir, &compiler));
+    }
+
+    let (tarball, source_sha) = source_tarball(config, series, arch)?;
+    let key = key_of(&source_sha);
+    if is_built(&key) {
         return Ok(built_image(series, arch, &out_dir, &compiler));
     }
 
