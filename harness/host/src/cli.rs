@@ -354,9 +354,13 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
             if let Some(pkg) = kernel::cached(&config, &k.series, arch) {
                 cached.push(pkg);
             }
-            let minimal = kernel::cache_dir(&config, &format!("{}-minimal", k.series), arch);
+            let minimal = crate::kernel_build::built_dir(&config, &k.series, arch);
             if minimal.join("vmlinuz").is_file() {
-                cached.push(format!("{}-minimal (built)", k.series));
+                cached.push(format!(
+                    "{}{} (built)",
+                    k.series,
+                    crate::kernel_build::MINIMAL_SUFFIX
+                ));
             }
             let default = if k.series == catalog.default {
                 " (default)"

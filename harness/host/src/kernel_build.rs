@@ -22,6 +22,11 @@ use crate::{tools, ui};
 /// The suffix that names a minimal build of a series on the command line.
 pub const MINIMAL_SUFFIX: &str = "-minimal";
 
+/// Where the minimal kernel of `series` for `arch` is kept once built.
+pub fn built_dir(config: &Config, series: &str, arch: Arch) -> PathBuf {
+    crate::kernel::cache_dir(config, &format!("{series}{MINIMAL_SUFFIX}"), arch)
+}
+
 /// Returns the minimal kernel of `series` for `arch`, building it if it is not cached.
 pub fn obtain(
     config: &Config,
@@ -68,11 +73,7 @@ pub fn obtain(
     let key_of = |source_sha: &str| {
         sha256_bytes(format!("{source_sha}\n{}\n{arch}\n{compiler}", fragments.merged).as_bytes())
     };
-    let out_dir = config
-        .cache_dir
-        .join("kernels")
-        .join(arch.name())
-        .join(format!("{}{MINIMAL_SUFFIX}", series.series));
+    let out_dir = built_dir(config, &series.series, arch);
     let is_built = |key: &str| {
         std::fs::read_to_string(out_dir.join("key")).ok().as_deref() == Some(key)
             && out_dir.join("vmlinuz").is_file()
