@@ -244,6 +244,7 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
         },
         shell: args.shell,
         cpu: args.cpu,
+        cache_dir: None,
         memory_mib: args.memory,
         verbose_kernel: args.verbose,
         refresh_kernel: args.refresh_kernel,
@@ -523,11 +524,10 @@ fn bench(
             // (minus building the agent, which cargo caches in target/).
             ui::status("cold run: empty kernel cache, lessons recompiled");
             let scratch = tempfile::tempdir()?;
-            std::env::set_var("BPFLAB_CACHE_DIR", scratch.path());
             let _ = std::fs::remove_dir_all(config::work_dir().join("bpf"));
-            let sample = crate::bench::sample(&request);
-            std::env::remove_var("BPFLAB_CACHE_DIR");
-            Some(sample?.0)
+            let mut cold = request.clone();
+            cold.cache_dir = Some(scratch.path().to_path_buf());
+            Some(crate::bench::sample(&cold)?.0)
         }
     };
     let report = crate::bench::BenchReport {

@@ -216,20 +216,12 @@ pub fn run(request: &MatrixRequest, on_cell: &(dyn Fn(&Cell) + Sync)) -> Report 
 
 fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     let started = Instant::now();
-    let run_request = RunRequest {
-        lessons: request.lessons.iter().map(|n| (*n, Vec::new())).collect(),
-        kernel: Some(KernelSpec::parse(kernel)),
-        arch,
-        accel: request.accel,
-        machine: None,
-        timeout: Some(request.timeout),
-        shell: false,
-        memory_mib: 512,
-        verbose_kernel: false,
-        refresh_kernel: false,
-        fault: None,
-        cpu: None,
-    };
+    let mut run_request = RunRequest::lesson(1);
+    run_request.lessons = request.lessons.iter().map(|n| (*n, Vec::new())).collect();
+    run_request.kernel = Some(KernelSpec::parse(kernel));
+    run_request.arch = arch;
+    run_request.accel = request.accel;
+    run_request.timeout = Some(request.timeout);
     let mut cell = Cell {
         kernel: kernel.to_string(),
         arch: arch.name().to_string(),

@@ -49,6 +49,9 @@ pub struct RunRequest {
     pub fault: Option<Fault>,
     /// QEMU CPU model, instead of the default.
     pub cpu: Option<String>,
+    /// A cache directory for this run instead of the configured one (the benchmark's
+    /// cold run uses an empty one).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl RunRequest {
@@ -67,6 +70,7 @@ impl RunRequest {
             refresh_kernel: false,
             fault: None,
             cpu: None,
+            cache_dir: None,
         }
     }
 }
@@ -155,7 +159,10 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let started = Instant::now();
     let mut timings = Timings::default();
     let root = config::source_root();
-    let config = Config::load()?;
+    let mut config = Config::load()?;
+    if let Some(dir) = &request.cache_dir {
+        config.cache_dir = dir.clone();
+    }
     let catalog = Catalog::load(&root.join("images/catalog.toml"))?;
     let all_lessons = lessons::discover(&root.join("lessons"))?;
     let selected: Vec<(&Lesson, Vec<String>)> = request
