@@ -190,71 +190,50 @@ mod tests {
         }
     }
 
+    /// Downloads `url` into a fresh directory, expecting `body`; returns the directory,
+    /// the destination and the result.
+    fn download_expecting(
+        url: &str,
+        body: &[u8],
+    ) -> (tempfile::TempDir, std::path::PathBuf, anyhow::Result<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("k");
+        let result = download(&agent(), url, &dest, Some(&expected_for(body)), "test");
+        (dir, dest, result)
+    }
+
+    fn files_in(dir: &tempfile::TempDir) -> usize {
+        std::fs::read_dir(dir.path()).unwrap().count()
+    }
+
     #[test]
     fn a_verified_download_lands_complete() {
         let url = serve(b"kernel bytes", 12, 200);
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("k");
-        download(
-            &agent(),
-            &url,
-            &dest,
-            Some(&expected_for(b"kernel bytes")),
-            "test",
-        )
-        .unwrap();
+        let (dir, dest, result) = download_expecting(&url, b"kernel bytes");
+        result.unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"kernel bytes");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(files_in(&dir), 1, "no temporary file left");
     }
 
     #[test]
     fn a_hash_mismatch_keeps_nothing() {
         let url = serve(b"tampered!!!!", 12, 200);
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("k");
-        let err = download(
-            &agent(),
-            &url,
-            &dest,
-            Some(&expected_for(b"kernel bytes")),
-            "test",
-        )
-        .unwrap_err();
+        let (dir, _, result) = download_expecting(&url, b"kernel bytes");
+        let err = result.unwrap_err();
         assert!(format!("{err:#}").contains("SHA-256 mismatch"), "{err:#}");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "nothing kept"
-        );
+        assert_eq!(files_in(&dir), 0, "nothing kept");
     }
 
     #[test]
     fn a_truncated_download_keeps_nothing() {
         let url = serve(b"kernel", 12, 200);
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("k");
-        let err = download(
-            &agent(),
-            &url,
-            &dest,
-            Some(&expected_for(b"kernel bytes")),
-            "test",
-        )
-        .unwrap_err();
-        let msg = format!("{err:#}");
+        let (dir, _, result) = download_expecting(&url, b"kernel bytes");
+        let msg = format!("{:#}", result.unwrap_err());
         assert!(
             msg.contains("interrupted") || msg.contains("cut short"),
             "{msg}"
         );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "nothing kept"
-        );
+        assert_eq!(files_in(&dir), 0, "nothing kept");
     }
 
     #[test]

@@ -192,32 +192,29 @@ fn check_lesson(lesson: &LessonResult, arch: Arch) {
     }
 }
 
+/// The texts of a lesson's events of one kind, picked by `text_of`.
+fn texts(lesson: &LessonResult, text_of: fn(&Event) -> Option<&str>) -> Vec<&str> {
+    lesson.events.iter().filter_map(text_of).collect()
+}
+
 fn trace_lines(lesson: &LessonResult, needle: &str) -> usize {
-    lesson
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::Trace { line, .. } if line.contains(needle)))
-        .count()
+    let traces = texts(lesson, |e| match e {
+        Event::Trace { line, .. } => Some(line.as_str()),
+        _ => None,
+    });
+    traces.iter().filter(|l| l.contains(needle)).count()
 }
 
 fn outputs(lesson: &LessonResult) -> Vec<&str> {
-    lesson
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Output { line, .. } => Some(line.as_str()),
-            _ => None,
-        })
-        .collect()
+    texts(lesson, |e| match e {
+        Event::Output { line, .. } => Some(line.as_str()),
+        _ => None,
+    })
 }
 
 fn notes(lesson: &LessonResult) -> Vec<&str> {
-    lesson
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Note { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
+    texts(lesson, |e| match e {
+        Event::Note { text, .. } => Some(text.as_str()),
+        _ => None,
+    })
 }
