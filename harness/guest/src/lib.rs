@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod kallsyms;
+mod probe;
 mod sink;
 mod trace;
 pub mod workload;
@@ -132,11 +133,28 @@ impl Lab {
         Ok(self.kallsyms.as_ref().expect("just filled"))
     }
 
-    /// The first of `candidates` this kernel has. Unsupported (with the names tried) if
-    /// it has none of them.
+    /// The first of `candidates` this kernel can place a kprobe on. Unsupported (with the
+    /// names tried) if none.
+    ///
+    /// The kernel is asked name by name through the kprobe PMU, which takes milliseconds;
+    /// kernels without it (before 4.17) are answered from `/proc/kallsyms`.
     pub fn kernel_symbol(&mut self, candidates: &[&str]) -> anyhow::Result<String> {
-        let syms = self.kallsyms()?;
-        match syms.first_of(candidates) {
+        let mut answered = true;
+        for &name in candidates {
+            match probe::kprobe(name) {
+                probe::Probeable::Yes => return Ok(name.to_string()),
+                probe::Probeable::No => {}
+                probe::Probeable::Unknown => {
+                    answered = false;
+                    break;
+                }
+            }
+        }
+        let found = match answered {
+            true => None,
+            false => self.kallsyms()?.first_of(candidates),
+        };
+        match found {
             Some(name) => Ok(name.to_string()),
             None => {
                 Err(Unsupported(format!("no kernel symbol {}", candidates.join(" or "))).into())
