@@ -126,8 +126,8 @@ pub fn obtain(
             })
         }
         KernelSpec::Series(name) => {
-            if let Some(base) = name.strip_suffix(kernel_build::MINIMAL_SUFFIX) {
-                return kernel_build::obtain(config, catalog, base, arch, default_jobs());
+            if let Some((base, flavour)) = kernel_build::Flavour::split(name) {
+                return kernel_build::obtain(config, catalog, base, flavour, arch, default_jobs());
             }
             let series = catalog.find(name).with_context(|| {
                 format!(
@@ -142,7 +142,14 @@ pub fn obtain(
                     "kernel {name} has no prebuilt package for {arch}: building a minimal one from source \
                      (once; later runs use the cache)"
                 ));
-                return kernel_build::obtain(config, catalog, name, arch, default_jobs());
+                return kernel_build::obtain(
+                    config,
+                    catalog,
+                    name,
+                    kernel_build::Flavour::Minimal,
+                    arch,
+                    default_jobs(),
+                );
             }
             obtain_series(series, arch, config, refresh)
         }

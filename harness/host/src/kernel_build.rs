@@ -19,19 +19,62 @@ use crate::fetch::{self, sha256_bytes};
 use crate::kernel::KernelImage;
 use crate::{tools, ui};
 
-/// The suffix that names a minimal build of a series on the command line.
-pub const MINIMAL_SUFFIX: &str = "-minimal";
-
-/// Where the minimal kernel of `series` for `arch` is kept once built.
-pub fn built_dir(config: &Config, series: &str, arch: Arch) -> PathBuf {
-    crate::kernel::cache_dir(config, &format!("{series}{MINIMAL_SUFFIX}"), arch)
+/// What a kernel built from source is for; each flavour adds fragments to the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavour {
+    /// Only what the lessons need: the smallest, fastest-booting kernel.
+    Minimal,
+    /// Minimal plus 9p, virtio-pci, virtio-serial and the POSIX facilities host programs
+    /// expect, so vmtest and virtme-ng can boot the same image (`bpflab bench --peers`).
+    Peers,
 }
 
-/// Returns the minimal kernel of `series` for `arch`, building it if it is not cached.
+impl Flavour {
+    /// Every flavour, in the order `bpflab kernels` lists them.
+    pub const ALL: [Flavour; 2] = [Flavour::Minimal, Flavour::Peers];
+
+    /// The flavour's name, as in `--kernel 6.1-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Minimal => "minimal",
+            Flavour::Peers => "peers",
+        }
+    }
+
+    /// The fragment this flavour adds, under `kernel-config/`.
+    fn fragment(self) -> Option<&'static str> {
+        match self {
+            Flavour::Minimal => None,
+            Flavour::Peers => Some("flavours/peers.config"),
+        }
+    }
+
+    /// Splits `6.1-minimal` into its series and flavour; `None` for a plain series.
+    pub fn split(spec: &str) -> Option<(&str, Flavour)> {
+        Flavour::ALL.into_iter().find_map(|f| {
+            spec.strip_suffix(f.name())
+                .and_then(|rest| rest.strip_suffix('-'))
+                .map(|series| (series, f))
+        })
+    }
+
+    /// How a build of `series` in this flavour is named on the command line.
+    pub fn kernel_name(self, series: &str) -> String {
+        format!("{series}-{}", self.name())
+    }
+}
+
+/// Where the build of `series` in `flavour` for `arch` is kept once built.
+pub fn built_dir(config: &Config, series: &str, flavour: Flavour, arch: Arch) -> PathBuf {
+    crate::kernel::cache_dir(config, &flavour.kernel_name(series), arch)
+}
+
+/// Returns the kernel of `series` in `flavour` for `arch`, building it if it is not cached.
 pub fn obtain(
     config: &Config,
     catalog: &Catalog,
     series_name: &str,
+    flavour: Flavour,
     arch: Arch,
     jobs: usize,
 ) -> anyhow::Result<KernelImage> {
@@ -69,11 +112,11 @@ pub fn obtain(
     let compiler = command_output(Command::new(&gcc).arg("--version"))?;
     let compiler = compiler.lines().next().unwrap_or("").to_string();
 
-    let fragments = fragments(series, arch)?;
+    let fragments = fragments(series, flavour, arch)?;
     let key_of = |source_sha: &str| {
         sha256_bytes(format!("{source_sha}\n{}\n{arch}\n{compiler}", fragments.merged).as_bytes())
     };
-    let out_dir = built_dir(config, &series.series, arch);
+    let out_dir = built_dir(config, &series.series, flavour, arch);
     let is_built = |key: &str| {
         std::fs::read_to_string(out_dir.join("key")).ok().as_deref() == Some(key)
             && out_dir.join("vmlinuz").is_file()
@@ -86,13 +129,13 @@ pub fn obtain(
         .as_deref()
         .is_some_and(|sha| is_built(&key_of(sha)))
     {
-        return Ok(built_image(series, arch, &out_dir, &compiler));
+        return Ok(built_image(series, flavour, arch, &out_dir, &compiler));
     }
 
     let (tarball, source_sha) = source_tarball(config, series, arch)?;
     let key = key_of(&source_sha);
     if is_built(&key) {
-        return Ok(built_image(series, arch, &out_dir, &compiler));
+        return Ok(built_image(series, flavour, arch, &out_dir, &compiler));
     }
 
     // Work in a scratch tree next to the cache; it is removed afterwards, whatever happens.
@@ -101,6 +144,7 @@ pub fn obtain(
         .tempdir_in(config.cache_dir.join("kernels"))
         .context("creating a build directory")?;
     let src = work.path().join("src");
+    let name = flavour.kernel_name(&series.series);
     let spinner = ui::spinner(format!("unpacking the {} source", series.series));
     unpack_source(&tarball, &src)?;
     spinner.finish_and_clear();
@@ -151,12 +195,12 @@ pub fn obtain(
     let log_path = config
         .cache_dir
         .join("kernels")
-        .join(format!("build-{}-{arch}.log", series.series));
+        .join(format!("build-{name}-{arch}.log"));
     let jobs_arg = format!("-j{}", jobs.max(1));
     build_with_progress(
         make(&[jobs_arg.as_str(), target]),
         &log_path,
-        &format!("building {} for {arch}", series.series),
+        &format!("building {name} for {arch}"),
     )?;
 
     // Publish: image, config and key, swapped in as a whole.
@@ -191,27 +235,33 @@ pub fn obtain(
     std::fs::rename(&staged, &out_dir)
         .with_context(|| format!("moving the kernel into {}", out_dir.display()))?;
     ui::status(format!(
-        "built {}{MINIMAL_SUFFIX} for {arch}: {} ({} KiB); build log {}",
-        series.series,
+        "built {name} for {arch}: {} ({} KiB); build log {}",
         out_dir.join("vmlinuz").display(),
         std::fs::metadata(out_dir.join("vmlinuz"))?.len() / 1024,
         log_path.display()
     ));
-    Ok(built_image(series, arch, &out_dir, &compiler))
+    Ok(built_image(series, flavour, arch, &out_dir, &compiler))
 }
 
-fn built_image(series: &KernelSeries, arch: Arch, dir: &Path, compiler: &str) -> KernelImage {
+fn built_image(
+    series: &KernelSeries,
+    flavour: Flavour,
+    arch: Arch,
+    dir: &Path,
+    compiler: &str,
+) -> KernelImage {
     // The uncompressed vmlinux where there is one (x86-64, PVH), else the arch's image.
     let image = Some(dir.join("vmlinux"))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| dir.join("vmlinuz"));
     KernelImage {
-        series: format!("{}{MINIMAL_SUFFIX}", series.series),
+        series: flavour.kernel_name(&series.series),
         arch,
         image,
         config: Some(dir.join("config")),
         origin: format!(
-            "minimal {} built from source with {compiler}",
+            "{} {} built from source with {compiler}",
+            flavour.name(),
             series.series
         ),
     }
@@ -226,15 +276,18 @@ pub struct Fragments {
     pub required: Vec<String>,
 }
 
-/// Reads base, arch and series fragments from `kernel-config/`.
-pub fn fragments(series: &KernelSeries, arch: Arch) -> anyhow::Result<Fragments> {
+/// Reads base, arch, flavour and series fragments from `kernel-config/`.
+pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow::Result<Fragments> {
     let dir = config::source_root().join("kernel-config");
     let mut texts = Vec::new();
-    for name in [
-        "base.config".to_string(),
-        format!("{}.config", arch.name()),
-        format!("series/{}.config", series.series),
-    ] {
+    // Series quirks come last: they may have to override what the others ask for.
+    let names = [
+        Some("base.config".to_string()),
+        Some(format!("{}.config", arch.name())),
+        flavour.fragment().map(str::to_string),
+        Some(format!("series/{}.config", series.series)),
+    ];
+    for name in names.into_iter().flatten() {
         let path = dir.join(&name);
         match std::fs::read_to_string(&path) {
             Ok(text) => texts.push(text),
@@ -455,6 +508,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn built_kernels_are_named_series_dash_flavour() {
+        assert_eq!(
+            Flavour::split("6.1-minimal"),
+            Some(("6.1", Flavour::Minimal))
+        );
+        assert_eq!(
+            Flavour::split("7.3-rc-peers"),
+            Some(("7.3-rc", Flavour::Peers))
+        );
+        assert_eq!(Flavour::split("7.3-rc"), None);
+        assert_eq!(Flavour::split("6.1minimal"), None);
+        assert_eq!(Flavour::Peers.kernel_name("6.12"), "6.12-peers");
+    }
+
+    #[test]
+    fn the_peers_flavour_adds_what_vmtest_and_virtme_ng_need() {
+        let catalog = Catalog::load(&config::source_root().join("images/catalog.toml")).unwrap();
+        let f = fragments(catalog.find("6.1").unwrap(), Flavour::Peers, Arch::X86_64).unwrap();
+        for needed in ["CONFIG_9P_FS", "CONFIG_VIRTIO_PCI", "CONFIG_KPROBES"] {
+            assert!(
+                f.required.iter().any(|r| r == needed),
+                "{needed} not required"
+            );
+        }
+    }
+
+    #[test]
     fn fragments_lose_comments_and_name_their_required_options() {
         let f = parse_fragments(
             "# header\nCONFIG_BPF=y\nCONFIG_KPROBES=y  # required\n\nCONFIG_X=n # why\n",
@@ -476,7 +556,7 @@ mod tests {
     #[test]
     fn the_shipped_fragments_require_what_the_lessons_need() {
         let catalog = Catalog::load(&config::source_root().join("images/catalog.toml")).unwrap();
-        let f = fragments(catalog.find("6.1").unwrap(), Arch::X86_64).unwrap();
+        let f = fragments(catalog.find("6.1").unwrap(), Flavour::Minimal, Arch::X86_64).unwrap();
         for needed in [
             "CONFIG_BPF_SYSCALL",
             "CONFIG_KPROBES",
@@ -488,7 +568,7 @@ mod tests {
                 "{needed} not required"
             );
         }
-        let arm = fragments(catalog.find("6.1").unwrap(), Arch::Arm64).unwrap();
+        let arm = fragments(catalog.find("6.1").unwrap(), Flavour::Minimal, Arch::Arm64).unwrap();
         assert!(arm
             .required
             .iter()
