@@ -79,6 +79,14 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         /// KVM when usable, else emulation (auto); or force one.
         #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
         accel: AccelRequest,
+        /// Also time vmtest and virtme-ng running `true` against bpflab's lesson 1, side by
+        /// side on one kernel image: `<series>-peers` (built from source if not cached,
+        /// ~15 min), or the image given with --kernel. x86-64 only.
+        #[arg(long)]
+        peers: bool,
+        /// Rounds of the side-by-side comparison (each runs all three once).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Merge matrix reports (JSON, e.g. from CI shards) into one table.
     MergeReports {
@@ -99,11 +107,15 @@ enum KernelsAction {
         #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
         arch: Vec<Arch>,
     },
-    /// Build a minimal kernel for a series from source (tinyconfig + kernel-config/),
-    /// then boot it with `--kernel <series>-minimal`.
+    /// Build a kernel for a series from source (tinyconfig + kernel-config/), then boot
+    /// it with `--kernel <series>-<flavour>`, e.g. `--kernel 6.1-minimal`.
     Build {
         /// Kernel series, e.g. 6.1.
         series: String,
+        /// What the kernel is for: `minimal` has only what the lessons need; `peers` can
+        /// also be booted by vmtest and virtme-ng, for `bpflab bench --peers`.
+        #[arg(long, value_enum, default_value = "minimal")]
+        flavour: crate::kernel_build::Flavour,
         /// Architecture to build for (arm64 is cross-compiled on x86-64 hosts).
         #[arg(long, value_parser = parse_arch, default_value = default_arch())]
         arch: Arch,
@@ -209,8 +221,14 @@ impl Cli {
             Command::Lessons => list_lessons(),
             Command::Kernels { action: None } => list_kernels(),
             Command::Kernels {
-                action: Some(KernelsAction::Build { series, arch, jobs }),
-            } => build_kernel(&series, arch, jobs),
+                action:
+                    Some(KernelsAction::Build {
+                        series,
+                        flavour,
+                        arch,
+                        jobs,
+                    }),
+            } => build_kernel(&series, flavour, arch, jobs),
             Command::Kernels {
                 action: Some(KernelsAction::Update { arch }),
             } => update_kernels(arch),
@@ -225,7 +243,15 @@ impl Cli {
                 runs,
                 no_cold,
                 accel,
-            } => bench(kernel, arch, runs, !no_cold, accel),
+                peers,
+                rounds,
+            } => {
+                let code = bench(kernel.clone(), arch, runs, !no_cold, accel)?;
+                if peers {
+                    bench_peers(kernel, arch, rounds, accel)?;
+                }
+                Ok(code)
+            }
         }
     }
 }
@@ -313,7 +339,12 @@ fn update_kernels(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_kernel(series: &str, arch: Arch, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+fn build_kernel(
+    series: &str,
+    flavour: crate::kernel_build::Flavour,
+    arch: Arch,
+    jobs: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
     let jobs = jobs.unwrap_or_else(|| {
@@ -321,7 +352,7 @@ fn build_kernel(series: &str, arch: Arch, jobs: Option<usize>) -> anyhow::Result
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let image = crate::kernel_build::obtain(&config, &catalog, series, arch, jobs)?;
+    let image = crate::kernel_build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
     println!("{}", image.image.display());
     ui::status(format!(
         "boot it with: cargo run -- lesson 1 --kernel {}",
@@ -355,13 +386,11 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
             if let Some(pkg) = kernel::cached(&config, &k.series, arch) {
                 cached.push(pkg);
             }
-            let minimal = crate::kernel_build::built_dir(&config, &k.series, arch);
-            if minimal.join("vmlinuz").is_file() {
-                cached.push(format!(
-                    "{}{} (built)",
-                    k.series,
-                    crate::kernel_build::MINIMAL_SUFFIX
-                ));
+            for flavour in crate::kernel_build::Flavour::ALL {
+                let built = crate::kernel_build::built_dir(&config, &k.series, flavour, arch);
+                if built.join("vmlinuz").is_file() {
+                    cached.push(format!("{} (built)", flavour.kernel_name(&k.series)));
+                }
             }
             let default = if k.series == catalog.default {
                 " (default)"
@@ -382,7 +411,7 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
         }
     }
     println!("\ncache: {}", config.cache_dir.display());
-    println!("boot a series with --kernel <series>; a minimal build from source with --kernel <series>-minimal");
+    println!("boot a series with --kernel <series>; a build from source with --kernel <series>-minimal (or -peers)");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -546,4 +575,94 @@ fn bench(
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
     ui::status(format!("figures written to {}", path.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bench --peers`: bpflab, vmtest and virtme-ng in turns on one kernel image.
+fn bench_peers(
+    kernel: Option<String>,
+    arch: Arch,
+    rounds: usize,
+    accel: AccelRequest,
+) -> anyhow::Result<()> {
+    use crate::kernel_build::Flavour;
+    use crate::peers::{self, Peer, PeerReport, Round};
+    anyhow::ensure!(
+        arch == Arch::X86_64,
+        "--peers compares on x86-64 guests only (the peers' arm64 support needs other kernels)"
+    );
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    // The peers boot a compressed image (bzImage); bpflab boots the very same file.
+    let image = match kernel.as_deref().map(KernelSpec::parse) {
+        Some(KernelSpec::Path(path)) => path,
+        spec => {
+            let series = match &spec {
+                Some(KernelSpec::Series(name)) => Flavour::split(name)
+                    .map(|(series, _)| series.to_string())
+                    .unwrap_or_else(|| name.clone()),
+                _ => catalog.default.clone(),
+            };
+            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+            crate::kernel_build::obtain(&config, &catalog, &series, Flavour::Peers, arch, jobs)?;
+            crate::kernel_build::built_dir(&config, &series, Flavour::Peers, arch).join("vmlinuz")
+        }
+    };
+    let accel = crate::accel::choose(accel, arch)?.accel;
+    let bpflab = || {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
+        cmd.args(["lesson", "1", "--kernel"])
+            .arg(&image)
+            .args(["--accel", &accel.to_string().to_lowercase()]);
+        cmd
+    };
+    // A first, untimed round: fills caches, and shows which peers can run here.
+    ui::status(format!(
+        "side by side on {}: a first untimed round",
+        image.display()
+    ));
+    peers::time(bpflab(), "bpflab lesson 1")?;
+    let mut skipped = Vec::new();
+    let mut usable = Vec::new();
+    for peer in Peer::ALL {
+        let outcome = peer
+            .command(&image, accel)
+            .map_err(anyhow::Error::msg)
+            .and_then(|cmd| peers::time(cmd, peer.name()));
+        match outcome {
+            Ok(_) => usable.push(peer),
+            Err(e) => {
+                ui::status(format!("{} will not be compared: {e:#}", peer.name()));
+                skipped.push((peer.name().to_string(), format!("{e:#}")));
+            }
+        }
+    }
+    let mut report = PeerReport {
+        kernel: image.display().to_string(),
+        accel: accel.to_string(),
+        skipped,
+        rounds: Vec::new(),
+    };
+    for n in 0..rounds {
+        ui::status(format!("side by side, round {}/{rounds}", n + 1));
+        let bpflab = peers::time(bpflab(), "bpflab lesson 1")?;
+        let mut times = Vec::new();
+        for peer in Peer::ALL {
+            times.push(match usable.contains(&peer) {
+                true => Some(peers::time(
+                    peer.command(&image, accel).map_err(anyhow::Error::msg)?,
+                    peer.name(),
+                )?),
+                false => None,
+            });
+        }
+        report.rounds.push(Round {
+            bpflab,
+            peers: times,
+        });
+    }
+    println!("{}", peers::table(&report));
+    let path = config::work_dir().join("bench-peers.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    ui::status(format!("figures written to {}", path.display()));
+    Ok(())
 }

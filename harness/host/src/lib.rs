@@ -26,6 +26,7 @@ pub mod lessons;
 pub mod lock;
 pub mod matrix;
 pub mod normalize;
+pub mod peers;
 pub mod qemu;
 pub mod run;
 pub mod tools;
