@@ -134,17 +134,21 @@ pub fn obtain(
 
     let (tarball, source_sha) = source_tarball(config, series, arch)?;
     let key = key_of(&source_sha);
+    let name = flavour.kernel_name(&series.series);
+    let parent = out_dir.parent().expect("has a parent");
+    // A second bpflab asking for the same kernel waits for this build and then uses it.
+    let _lock = crate::cache_lock::acquire(parent, &name, &format!("building {name} for {arch}"))?;
     if is_built(&key) {
         return Ok(built_image(series, flavour, arch, &out_dir, &compiler));
     }
 
-    // Work in a scratch tree next to the cache; it is removed afterwards, whatever happens.
+    // Work in a scratch tree next to the cache; it is removed afterwards, whatever happens
+    // (and by the next build if this process is killed).
     let work = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(config.cache_dir.join("kernels"))
+        .prefix(&crate::cache_lock::scratch_prefix(&name))
+        .tempdir_in(parent)
         .context("creating a build directory")?;
     let src = work.path().join("src");
-    let name = flavour.kernel_name(&series.series);
     let spinner = ui::spinner(format!("unpacking the {} source", series.series));
     unpack_source(&tarball, &src)?;
     spinner.finish_and_clear();
@@ -231,7 +235,6 @@ pub fn obtain(
         std::fs::remove_dir_all(&out_dir)
             .with_context(|| format!("removing the old {}", out_dir.display()))?;
     }
-    std::fs::create_dir_all(out_dir.parent().expect("has a parent"))?;
     std::fs::rename(&staged, &out_dir)
         .with_context(|| format!("moving the kernel into {}", out_dir.display()))?;
     ui::status(format!(

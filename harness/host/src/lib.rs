@@ -11,6 +11,7 @@ pub mod agent_build;
 pub mod arch;
 pub mod bench;
 pub mod bpf_build;
+pub mod cache_lock;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -15,6 +15,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{} {e:#}", console::style("error:").red().bold());
+            if let Some(hint) = bpflab::ui::hint(&e) {
+                eprintln!("{} {hint}", console::style("hint:").yellow().bold());
+            }
             ExitCode::FAILURE
         }
     }

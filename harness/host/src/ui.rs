@@ -11,6 +11,21 @@ pub fn status(msg: impl AsRef<str>) {
     eprintln!("bpflab: {}", msg.as_ref());
 }
 
+/// Advice for an error whose cause has a known remedy, shown under it.
+pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    error.chain().find_map(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>()?;
+        match io.raw_os_error()? {
+            libc::ENOSPC | libc::EDQUOT => Some(
+                "the disk is full: free some space, or move bpflab's cache (BPFLAB_CACHE_DIR) or \
+                 temporary files (TMPDIR) to a disk with room. Nothing half-written was kept; \
+                 run again once there is room",
+            ),
+            _ => None,
+        }
+    })
+}
+
 /// A spinner for work of unknown length.
 pub fn spinner(msg: impl Into<String>) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
@@ -234,4 +249,18 @@ pub fn print_timings(t: &Timings) {
     eprintln!("  lessons                {}", secs(t.lessons));
     eprintln!("  shutdown               {}", secs(t.shutdown));
     eprintln!("  total                  {}", secs(Some(t.total)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_anywhere_in_the_chain_gets_the_hint() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("writing /cache/.download-x");
+        assert!(hint(&full).unwrap().contains("the disk is full"));
+        let other = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(hint(&other), None);
+    }
 }

@@ -70,24 +70,7 @@ pub fn obtain(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    std::fs::create_dir_all(parent).with_context(|| {
-        format!(
-            "creating the cache directory {} (set BPFLAB_CACHE_DIR to use another)",
-            parent.display()
-        )
-    })?;
-    // One bpflab at a time fetches an entry; others wait here, then use what it fetched.
-    let lock_path = parent.join(format!(".{name}.lock"));
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        ui::status(format!(
-            "waiting for another bpflab to finish fetching {}",
-            query.what
-        ));
-        lock.lock()
-            .with_context(|| format!("locking {}", lock_path.display()))?;
-    }
+    let _lock = crate::cache_lock::acquire(parent, &name, &format!("fetching {}", query.what))?;
 
     if !refresh {
         if let Some(record) = intact(dir) {
@@ -101,7 +84,7 @@ pub fn obtain(
     let http = fetch::agent();
     // Download and unpack next to the final place, then swap it in.
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}-"))
+        .prefix(&crate::cache_lock::scratch_prefix(&name))
         .tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");

@@ -1,0 +1,109 @@
+//! One bpflab at a time works on a cache entry; the others wait and then use its result.
+//!
+//! An entry is built in a scratch directory beside it (`.<name>-XXXXXX`) and renamed into
+//! place when complete. A bpflab that was killed (SIGKILL, power loss) cannot remove its
+//! scratch directory; whoever holds the lock next knows that no one else can be using one,
+//! and removes it.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::ui;
+
+/// A held lock on one cache entry; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct EntryLock {
+    _file: File,
+}
+
+/// Locks the entry `name` in `parent`, waiting (and saying so) while another bpflab holds
+/// it, then removes scratch directories that a killed bpflab left for this entry.
+pub fn acquire(parent: &Path, name: &str, what: &str) -> anyhow::Result<EntryLock> {
+    std::fs::create_dir_all(parent).with_context(|| {
+        format!(
+            "creating the cache directory {} (set BPFLAB_CACHE_DIR to use another)",
+            parent.display()
+        )
+    })?;
+    let path = parent.join(format!(".{name}.lock"));
+    let file =
+        File::create(&path).with_context(|| format!("creating the lock file {}", path.display()))?;
+    if file.try_lock().is_err() {
+        ui::status(format!("waiting for another bpflab to finish {what}"));
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    remove_stale_scratch(parent, name);
+    Ok(EntryLock { _file: file })
+}
+
+/// The prefix of scratch directories for entry `name`.
+pub fn scratch_prefix(name: &str) -> String {
+    format!(".{name}-")
+}
+
+fn remove_stale_scratch(parent: &Path, name: &str) {
+    let prefix = scratch_prefix(name);
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        // `.6.1-XXXXXX` but not `.6.1-minimal-XXXXXX`, another entry's scratch.
+        let Some(suffix) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if suffix.contains('-') || !entry.path().is_dir() {
+            continue;
+        }
+        ui::status(format!(
+            "removing {}, left by a bpflab that was killed",
+            entry.path().display()
+        ));
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_runs_scratch_is_removed_by_the_next_holder_and_only_its_own() {
+        let parent = tempfile::tempdir().unwrap();
+        let stale = parent.path().join(".6.1-Ab12Cd");
+        std::fs::create_dir_all(stale.join("deep")).unwrap();
+        std::fs::write(stale.join("deep/package.deb"), b"half").unwrap();
+        let other = parent.path().join(".6.1-minimal-Xy34Zw");
+        std::fs::create_dir(&other).unwrap();
+        let entry = parent.path().join("6.1");
+        std::fs::create_dir(&entry).unwrap();
+
+        let lock = acquire(parent.path(), "6.1", "fetching kernel 6.1").unwrap();
+        assert!(!stale.exists());
+        assert!(other.exists(), "another entry's scratch was removed");
+        assert!(entry.exists());
+        drop(lock);
+    }
+
+    #[test]
+    fn a_second_holder_waits_for_the_first() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let parent = tempfile::tempdir().unwrap();
+        let first = acquire(parent.path(), "x", "x").unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let (dir, seen) = (parent.path().to_path_buf(), released.clone());
+        let waiter = std::thread::spawn(move || {
+            let _second = acquire(&dir, "x", "x").unwrap();
+            seen.load(Ordering::SeqCst)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        released.store(true, Ordering::SeqCst);
+        drop(first);
+        assert!(waiter.join().unwrap(), "the second got the lock while the first held it");
+    }
+}
