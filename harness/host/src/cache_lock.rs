@@ -28,8 +28,8 @@ pub fn acquire(parent: &Path, name: &str, what: &str) -> anyhow::Result<EntryLoc
         )
     })?;
     let path = parent.join(format!(".{name}.lock"));
-    let file =
-        File::create(&path).with_context(|| format!("creating the lock file {}", path.display()))?;
+    let file = File::create(&path)
+        .with_context(|| format!("creating the lock file {}", path.display()))?;
     if file.try_lock().is_err() {
         ui::status(format!("waiting for another bpflab to finish {what}"));
         file.lock()
@@ -104,6 +104,9 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         released.store(true, Ordering::SeqCst);
         drop(first);
-        assert!(waiter.join().unwrap(), "the second got the lock while the first held it");
+        assert!(
+            waiter.join().unwrap(),
+            "the second got the lock while the first held it"
+        );
     }
 }

@@ -45,7 +45,7 @@ pub fn download(
     let mut response = agent
         .get(url)
         .call()
-        .map_err(|e| describe_http_error(url, e))?;
+        .map_err(|e| crate::interrupt::or_interrupted(describe_http_error(url, e)))?;
     let length = expected.map(|e| e.size).or_else(|| {
         response
             .headers()
@@ -68,14 +68,15 @@ pub fn download(
         crate::interrupt::check()?;
         let n = reader
             .read(&mut buf)
-            .with_context(|| format!("downloading {url} (interrupted after {total} bytes)"))?;
+            .with_context(|| format!("downloading {url} (interrupted after {total} bytes)"))
+            .map_err(crate::interrupt::or_interrupted)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
         partial
             .write_all(&buf[..n])
-            .with_context(|| format!("writing {}", partial.path().display()))?;
+            .with_context(|| format!("writing {label} to disk"))?;
         total += n as u64;
         bar.set_position(total);
     }
@@ -106,12 +107,26 @@ pub fn download(
     Ok(())
 }
 
+/// Whether a failed download failed on this machine's side (a full, read-only or
+/// forbidden disk), where trying another file or mirror cannot help.
+pub fn is_local_disk_error(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::*;
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                StorageFull | QuotaExceeded | ReadOnlyFilesystem | PermissionDenied
+            )
+        })
+    })
+}
+
 /// Fetches a small text file (an index) into memory.
 pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let mut response = agent
         .get(url)
         .call()
-        .map_err(|e| describe_http_error(url, e))?;
+        .map_err(|e| crate::interrupt::or_interrupted(describe_http_error(url, e)))?;
     response
         .body_mut()
         .with_config()

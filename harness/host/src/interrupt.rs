@@ -49,6 +49,15 @@ pub fn check() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `error`, unless Ctrl-C arrived meanwhile: then [`Interrupted`], whatever the error
+/// looked like (a blocking read cut short by the signal says "Interrupted system call").
+pub fn or_interrupted(error: anyhow::Error) -> anyhow::Error {
+    match interrupted() {
+        true => Interrupted.into(),
+        false => error,
+    }
+}
+
 /// The file descriptor that becomes readable on Ctrl-C (for the VM's event loop), if the
 /// handlers are installed.
 pub fn wake_fd() -> Option<i32> {

@@ -366,6 +366,9 @@ fn source_tarball(
                     record.package.name
                 )),
             },
+            Err(e) if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) => {
+                return Err(e)
+            }
             Err(e) => problems.push(format!("Debian: {e:#}")),
         }
     }
@@ -384,6 +387,9 @@ fn source_tarball(
                 &format!("linux {}", series.series),
             );
             if let Err(e) = result {
+                if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) {
+                    return Err(e);
+                }
                 problems.push(format!("kernel.org: {e:#}"));
                 bail!(
                     "no source for kernel {} can be obtained on this machine:\n  {}",

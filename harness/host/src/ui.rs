@@ -15,8 +15,9 @@ pub fn status(msg: impl AsRef<str>) {
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     error.chain().find_map(|cause| {
         let io = cause.downcast_ref::<std::io::Error>()?;
-        match io.raw_os_error()? {
-            libc::ENOSPC | libc::EDQUOT => Some(
+        // By kind, not errno: wrappers such as tempfile's keep the kind, not the errno.
+        match io.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(
                 "the disk is full: free some space, or move bpflab's cache (BPFLAB_CACHE_DIR) or \
                  temporary files (TMPDIR) to a disk with room. Nothing half-written was kept; \
                  run again once there is room",
