@@ -445,6 +445,8 @@ fn unpack_source(tarball: &Path, dest: &Path) -> anyhow::Result<()> {
 
 fn run_quiet(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     let output = cmd.output().with_context(|| format!("running {what}"))?;
+    // Ctrl-C reaches make too (same terminal): its failure is the interruption.
+    crate::interrupt::check()?;
     if !output.status.success() {
         bail!(
             "{what} failed:\n{}{}",
@@ -464,11 +466,31 @@ fn command_output(cmd: &mut Command) -> anyhow::Result<String> {
 fn build_with_progress(mut cmd: Command, log_path: &Path, what: &str) -> anyhow::Result<()> {
     let mut log = std::fs::File::create(log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
+    use std::os::unix::process::CommandExt as _;
+    // make and its compilers in a process group of their own, so that Ctrl-C stops every
+    // one of them (even while make prints nothing, as when linking vmlinux).
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("starting {what}"))?;
+    let group = child.id() as libc::pid_t;
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !finished.load(Ordering::SeqCst) {
+                if crate::interrupt::interrupted() {
+                    // SAFETY: signals the group we created; it exists until we reap make.
+                    unsafe { libc::kill(-group, libc::SIGTERM) };
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
     let stderr = child.stderr.take().expect("piped");
     let err_thread = std::thread::spawn(move || {
         BufReader::new(stderr)
@@ -484,11 +506,10 @@ fn build_with_progress(mut cmd: Command, log_path: &Path, what: &str) -> anyhow:
         use std::io::Write;
         let _ = writeln!(log, "{line}");
         spinner.set_message(format!("{what}: {}", line.trim()));
-        if crate::interrupt::interrupted() {
-            let _ = child.kill();
-        }
     }
     let status = child.wait()?;
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.join();
     spinner.finish_and_clear();
     let errors = err_thread.join().unwrap_or_default();
     {

@@ -9,8 +9,10 @@ fn main() -> ExitCode {
     }
     match cli.run() {
         Ok(code) => code,
-        Err(e) if e.is::<bpflab::interrupt::Interrupted>() => {
-            eprintln!("bpflab: {e}");
+        // Whatever broke once Ctrl-C arrived (a child that the same Ctrl-C stopped, a read
+        // it cut short) broke because of it.
+        Err(e) if e.is::<bpflab::interrupt::Interrupted>() || bpflab::interrupt::interrupted() => {
+            eprintln!("bpflab: {}", bpflab::interrupt::Interrupted);
             ExitCode::from(130)
         }
         Err(e) => {

@@ -185,3 +185,138 @@ fn an_unwritable_cache_directory_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A process as /proc shows it.
+#[derive(Debug, Clone)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    pgrp: u32,
+    comm: String,
+    cmdline: String,
+}
+
+fn all_processes() -> Vec<Proc> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        found.push(Proc {
+            pid,
+            ppid: fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0),
+            pgrp: fields.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
+            comm: head.split_once('(').map(|(_, c)| c).unwrap_or("").into(),
+            cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
+        });
+    }
+    found
+}
+
+/// Every process below `root`.
+fn descendants(root: u32) -> Vec<Proc> {
+    let all = all_processes();
+    let mut found: Vec<Proc> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for p in all.iter().filter(|p| p.ppid == parent) {
+            parents.push(p.pid);
+            found.push(p.clone());
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_during_a_kernel_build_stops_every_compiler_and_keeps_nothing() {
+    // A cache of its own, so the build really starts; the source is borrowed from the
+    // usual cache when it is there (it is 140 MB), else downloaded.
+    let cache = tempfile::tempdir().unwrap();
+    let config = bpflab::config::Config::load().unwrap();
+    let source = config.cache_dir.join("sources/6.1");
+    if source.join("record.json").is_file() {
+        let dest = cache.path().join("sources/6.1");
+        std::fs::create_dir_all(&dest).unwrap();
+        for entry in std::fs::read_dir(&source).unwrap().flatten() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
+    // In a process group of its own, as a shell runs a foreground job: the terminal's
+    // Ctrl-C goes to that group.
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bpflab"))
+        .args(["kernels", "build", "6.1", "--arch", "x86_64"])
+        .env("BPFLAB_CACHE_DIR", cache.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    // make building bzImage, and a compiler (cc1) at work: the build is under way.
+    let building = |procs: &[Proc]| {
+        procs.iter().any(|p| p.cmdline.contains("bzImage")) && procs.iter().any(|p| p.comm == "cc1")
+    };
+    let mut groups = std::collections::BTreeSet::new();
+    loop {
+        let below = descendants(child.id());
+        groups.extend(below.iter().map(|p| p.pgrp));
+        if building(&below) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build never started compiling"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "bpflab exited before compiling"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    groups.extend(descendants(child.id()).iter().map(|p| p.pgrp));
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let stderr: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert_eq!(status.code(), Some(130), "{stderr:#?}");
+    assert!(
+        stderr.iter().any(|l| l.contains("interrupted")),
+        "{stderr:#?}"
+    );
+    // make and its compilers were stopped, not left to finish on their own.
+    let survivors = || -> Vec<Proc> {
+        all_processes()
+            .into_iter()
+            .filter(|p| groups.contains(&p.pgrp))
+            .collect()
+    };
+    let settle = Instant::now() + Duration::from_secs(10);
+    while !survivors().is_empty() && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(survivors().is_empty(), "{:#?}", survivors());
+    // Neither the scratch tree nor a half-built kernel is kept.
+    let kernels = cache.path().join("kernels/x86_64");
+    let left: Vec<_> = std::fs::read_dir(&kernels)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|name| name.to_string_lossy().ends_with(".lock")),
+        "left behind in {}: {left:?}",
+        kernels.display()
+    );
+}
