@@ -1,8 +1,10 @@
 //! Building the guest agent (with the lessons' user sides in it) for the guest's arch.
 //!
-//! cargo does the caching: an unchanged tree costs a fraction of a second. The agent has
-//! its own target directory so this never waits on the lock of the `cargo run` or
-//! `cargo test` that started bpflab.
+//! cargo does the caching, but even a build with nothing to do costs a tenth of a second
+//! (on every run, KVM or not): when no file the agent is built from has changed since the
+//! last build (names, sizes, modification times) and neither has the toolchain, cargo is
+//! not asked at all. The agent has its own target directory so this never waits on the
+//! lock of the `cargo run` or `cargo test` that started bpflab.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,9 +16,17 @@ use crate::ui;
 
 /// Builds the agent for `arch` and returns the binary's path.
 pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
-    ensure_rust_target(arch)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = source_root.join("target/guest");
+    let binary = target_dir
+        .join(arch.rust_target())
+        .join("guest/bpflab-agent");
+    let stamp_path = target_dir.join(format!("{}.sources", arch.rust_target()));
+    let stamp = sources_stamp(source_root, &cargo);
+    if binary.is_file() && std::fs::read_to_string(&stamp_path).ok() == Some(stamp.clone()) {
+        return Ok(binary);
+    }
+    ensure_rust_target(arch)?;
     let spinner = ui::spinner(format!("building the guest agent for {arch}"));
     let output = Command::new(&cargo)
         .current_dir(source_root)
@@ -41,13 +51,65 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr).trim_end()
         );
     }
-    let binary = target_dir
-        .join(arch.rust_target())
-        .join("guest/bpflab-agent");
     if !binary.is_file() {
         bail!("cargo reported success but {} is missing", binary.display());
     }
+    // Best effort: without the stamp, the next run asks cargo again.
+    let _ = std::fs::write(&stamp_path, stamp);
     Ok(binary)
+}
+
+/// What the agent's build depends on, summarised: every file under the directories its
+/// crates come from (name, size, modification time), the workspace manifests, cargo's
+/// configuration, and the toolchain (the cargo binary's identity and the environment
+/// variables that change how it compiles).
+fn sources_stamp(source_root: &Path, cargo: &std::ffi::OsStr) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let mut text = String::new();
+    let mut describe = |path: &Path| {
+        if let Ok(meta) = path.metadata() {
+            let _ = writeln!(
+                text,
+                "{} {} {}.{}",
+                path.display(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec()
+            );
+        }
+    };
+    for top in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "rust-toolchain.toml",
+        "rust-toolchain",
+        "harness/agent",
+        "harness/guest",
+        "harness/protocol",
+        "lessons",
+    ] {
+        for entry in walkdir::WalkDir::new(source_root.join(top))
+            .sort_by_file_name()
+            .into_iter()
+            .flatten()
+        {
+            describe(entry.path());
+        }
+    }
+    let cargo_path = crate::tools::which(&cargo.to_string_lossy())
+        .unwrap_or_else(|| PathBuf::from(cargo));
+    describe(&cargo_path);
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC",
+    ] {
+        let _ = writeln!(text, "{var}={:?}", std::env::var_os(var));
+    }
+    crate::fetch::sha256_bytes(text.as_bytes())
 }
 
 /// The guest agent is a static musl binary; its Rust standard library comes with the
