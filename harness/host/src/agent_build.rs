@@ -98,8 +98,8 @@ fn sources_stamp(source_root: &Path, cargo: &std::ffi::OsStr) -> String {
             describe(entry.path());
         }
     }
-    let cargo_path = crate::tools::which(&cargo.to_string_lossy())
-        .unwrap_or_else(|| PathBuf::from(cargo));
+    let cargo_path =
+        crate::tools::which(&cargo.to_string_lossy()).unwrap_or_else(|| PathBuf::from(cargo));
     describe(&cargo_path);
     for var in [
         "RUSTUP_TOOLCHAIN",

@@ -54,8 +54,44 @@ pub fn update_lock(
             lock.set(&series.series, arch, newest);
         }
     }
+    // Sources from kernel.org: the hash kernel.org publishes beside the tarball.
+    let http = crate::fetch::agent();
+    for series in &catalog.kernels {
+        let Some(url) = series.source.as_ref().and_then(|s| s.kernel_org.as_deref()) else {
+            continue;
+        };
+        match kernel_org_sha256(&http, url) {
+            Ok(sha) => {
+                if lock.source_sha256(&series.series, url) != Some(sha.as_str()) {
+                    changes.push(format!("{} source: {url} pinned at {sha}", series.series));
+                }
+                lock.set_source(&series.series, url, &sha);
+            }
+            Err(e) => changes.push(format!("{} source: not pinned: {e:#}", series.series)),
+        }
+    }
     lock.save(&path)?;
     Ok(changes)
+}
+
+/// The SHA-256 kernel.org publishes for a tarball, from `sha256sums.asc` in its directory.
+fn kernel_org_sha256(http: &ureq::Agent, url: &str) -> anyhow::Result<String> {
+    let (dir, file) = url
+        .rsplit_once('/')
+        .with_context(|| format!("{url} names no file"))?;
+    let sums = crate::fetch::fetch_text(http, &format!("{dir}/sha256sums.asc"))?;
+    sha256_from_sums(&sums, file).with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
+}
+
+/// Finds `file`'s hash in a `sha256sum`-style listing (`<hex>  <name>` per line; the
+/// clear-signed `.asc` wrapper around it is ignored).
+pub fn sha256_from_sums(text: &str, file: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (sha, name) = (fields.next()?, fields.next()?);
+        (name == file && sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| sha.to_ascii_lowercase())
+    })
 }
 
 fn default_jobs() -> usize {
@@ -235,6 +271,20 @@ fn obtain_series(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_org_hashes_are_read_from_the_signed_listing() {
+        let sums = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n\
+            1111111111111111111111111111111111111111111111111111111111111111  linux-4.4.301.tar.xz\n\
+            ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789  linux-4.4.302.tar.xz\n\
+            2222222222222222222222222222222222222222222222222222222222222222  linux-4.4.302.tar.gz\n\
+            -----BEGIN PGP SIGNATURE-----\n";
+        assert_eq!(
+            sha256_from_sums(sums, "linux-4.4.302.tar.xz").as_deref(),
+            Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+        );
+        assert_eq!(sha256_from_sums(sums, "linux-4.4.303.tar.xz"), None);
+    }
 
     #[test]
     fn kernel_specs_are_paths_or_series() {

@@ -374,42 +374,51 @@ fn source_tarball(
     }
     if let Some(url) = &spec.kernel_org {
         let dest = dir.join("linux.tar.xz");
-        if !dest.is_file() {
-            let expected = spec.sha256.as_ref().map(|sha| fetch::Expected {
-                sha256: sha.clone(),
-                size: 0,
-            });
-            let result = fetch::download(
-                &fetch::agent(),
-                url,
-                &dest,
-                None,
-                &format!("linux {}", series.series),
-            );
-            if let Err(e) = result {
-                if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) {
-                    return Err(e);
-                }
-                problems.push(format!("kernel.org: {e:#}"));
-                bail!(
-                    "no source for kernel {} can be obtained on this machine:\n  {}",
-                    series.series,
-                    problems.join("\n  ")
-                );
+        // The catalog's hash, or the one `bpflab kernels update` pinned from kernel.org.
+        let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
+        let pinned = spec
+            .sha256
+            .clone()
+            .or_else(|| lock.source_sha256(&series.series, url).map(str::to_string));
+        if dest.is_file() {
+            let sha = fetch::sha256_file(&dest)?;
+            if pinned.as_ref().is_none_or(|p| *p == sha) {
+                return Ok((dest, sha));
             }
-            if let Some(exp) = expected {
-                let actual = fetch::sha256_file(&dest)?;
-                if actual != exp.sha256 {
+            ui::status(format!(
+                "the cached source of {} does not match its pinned SHA-256; fetching it again",
+                series.series
+            ));
+            std::fs::remove_file(&dest).ok();
+        }
+        if pinned.is_none() {
+            ui::status(format!(
+                "{url} has no pinned SHA-256 (`bpflab kernels update` pins it from kernel.org): \
+                 it is used as downloaded"
+            ));
+        }
+        let result = fetch::download(
+            &fetch::agent(),
+            url,
+            &dest,
+            None,
+            &format!("linux {}", series.series),
+        );
+        if let Err(e) = result {
+            if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) {
+                return Err(e);
+            }
+            problems.push(format!("kernel.org: {e:#}"));
+        } else {
+            let sha = fetch::sha256_file(&dest)?;
+            match pinned {
+                Some(p) if p != sha => {
                     std::fs::remove_file(&dest).ok();
-                    bail!(
-                        "{url}: SHA-256 {actual} does not match the catalog's {}",
-                        exp.sha256
-                    );
+                    bail!("{url}: SHA-256 {sha} does not match the pinned {p}; nothing was kept");
                 }
+                _ => return Ok((dest, sha)),
             }
         }
-        let sha = fetch::sha256_file(&dest)?;
-        return Ok((dest, sha));
     }
     bail!(
         "no source for kernel {} can be obtained on this machine:\n  {}",

@@ -15,6 +15,21 @@ pub struct KernelLock {
     /// One entry per (series, arch).
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<LockedKernel>,
+    /// One entry per series built from a kernel.org tarball.
+    #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<LockedSource>,
+}
+
+/// A pinned source tarball (kernel.org): its URL and SHA-256, from kernel.org's
+/// `sha256sums.asc` beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedSource {
+    /// Catalog series.
+    pub series: String,
+    /// The tarball.
+    pub url: String,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
 }
 
 /// One pinned kernel.
@@ -57,6 +72,25 @@ impl KernelLock {
             .iter()
             .find(|k| k.series == series && k.arch == arch.name())
             .map(|k| &k.pinned)
+    }
+
+    /// The pinned SHA-256 of a series' source tarball at `url`, if pinned.
+    pub fn source_sha256(&self, series: &str, url: &str) -> Option<&str> {
+        self.sources
+            .iter()
+            .find(|s| s.series == series && s.url == url)
+            .map(|s| s.sha256.as_str())
+    }
+
+    /// Pins a series' source tarball.
+    pub fn set_source(&mut self, series: &str, url: &str, sha256: &str) {
+        self.sources.retain(|s| s.series != series);
+        self.sources.push(LockedSource {
+            series: series.to_string(),
+            url: url.to_string(),
+            sha256: sha256.to_string(),
+        });
+        self.sources.sort_by(|a, b| a.series.cmp(&b.series));
     }
 
     /// Sets the pin of a series and arch.
@@ -109,5 +143,25 @@ mod tests {
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .starts_with("# The exact kernels"));
+    }
+
+    #[test]
+    fn source_pins_are_per_series_and_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.lock");
+        let mut lock = KernelLock::default();
+        let url = "https://example.invalid/linux-4.4.302.tar.xz";
+        lock.set_source("4.4", url, &"cd".repeat(32));
+        lock.save(&path).unwrap();
+        let back = KernelLock::load(&path).unwrap();
+        assert_eq!(
+            back.source_sha256("4.4", url),
+            Some("cd".repeat(32).as_str())
+        );
+        // A catalog that moved to another point release is not pinned by the old hash.
+        assert_eq!(
+            back.source_sha256("4.4", "https://example.invalid/linux-4.4.303.tar.xz"),
+            None
+        );
     }
 }
