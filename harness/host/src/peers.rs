@@ -68,6 +68,17 @@ impl Peer {
             }
             Peer::VirtmeNg => {
                 let vng = find("vng", "pip install virtme-ng")?;
+                // Without udev in the guest (the host's, shared), virtme-ng cannot find its
+                // virtio-serial ports and loses the command's exit status.
+                let udevd = [
+                    "/usr/lib/systemd/systemd-udevd",
+                    "/lib/systemd/systemd-udevd",
+                ];
+                if !udevd.iter().any(|p| Path::new(p).exists()) {
+                    return Err(
+                        "virtme-ng needs udev on the host (sudo apt-get install udev)".into(),
+                    );
+                }
                 let mut cmd = Command::new(vng);
                 cmd.arg("--run")
                     .arg(kernel)
