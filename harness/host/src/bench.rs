@@ -27,6 +27,8 @@ pub struct Sample {
     pub guest_boot_to_init: f64,
     /// Run start → first trace line.
     pub first_trace: f64,
+    /// Run start → the lesson's result.
+    pub result: f64,
     /// Agent ready → lesson done.
     pub lesson: f64,
     /// Lesson done → QEMU gone.
@@ -48,6 +50,8 @@ pub struct BenchReport {
     pub accel: String,
     /// Kernel image size.
     pub kernel_bytes: u64,
+    /// Initramfs size (agent, lessons' objects, plan).
+    pub initramfs_bytes: u64,
     /// Warm runs.
     pub warm: Vec<Sample>,
     /// The cold run, if made.
@@ -72,6 +76,7 @@ pub fn sample(request: &RunRequest) -> anyhow::Result<(Sample, RunResult)> {
         boot: s(t.boot),
         guest_boot_to_init: s(t.guest_boot),
         first_trace: s(t.first_trace.map(|d| d + before_qemu)),
+        result: s(t.boot.zip(t.lessons).map(|(b, l)| b + l + before_qemu)),
         lesson: s(t.lessons),
         shutdown: s(t.shutdown),
         total: t.total.as_secs_f64(),
@@ -85,23 +90,25 @@ type Row = (&'static str, fn(&Sample) -> f64);
 
 /// The table: one row per figure, median and spread of the warm runs, and the cold run.
 pub fn table(report: &BenchReport) -> String {
-    let rows: [Row; 9] = [
+    let rows: [Row; 10] = [
         ("kernel (fetch/unpack)", |s| s.kernel),
         ("build (cargo + clang)", |s| s.build),
         ("initramfs", |s| s.initramfs),
         ("boot (QEMU → agent)", |s| s.boot),
         ("  guest kernel → init", |s| s.guest_boot_to_init),
-        ("first trace line", |s| s.first_trace),
+        ("first trace line (from start)", |s| s.first_trace),
+        ("result (from start)", |s| s.result),
         ("lesson", |s| s.lesson),
         ("shutdown", |s| s.shutdown),
-        ("total", |s| s.total),
+        ("exit (total)", |s| s.total),
     ];
     let mut out = format!(
-        "lesson 1 on {} {} ({}), kernel image {} KiB, {} warm runs\n\n",
+        "lesson 1 on {} {} ({}), kernel image {} KiB, initramfs {} KiB, {} warm runs\n\n",
         report.kernel,
         report.arch,
         report.accel,
         report.kernel_bytes / 1024,
+        report.initramfs_bytes / 1024,
         report.warm.len()
     );
     out.push_str("| phase | warm median | warm min–max | cold |\n|---|---|---|---|\n");
@@ -143,6 +150,7 @@ mod tests {
             boot: 2.5,
             guest_boot_to_init: 1.5,
             first_trace: 3.4,
+            result: 3.5,
             lesson: 0.9,
             shutdown: 0.1,
             total,
@@ -157,12 +165,19 @@ mod tests {
             arch: "x86_64".into(),
             accel: "TCG".into(),
             kernel_bytes: 8 << 20,
+            initramfs_bytes: 1 << 20,
             warm: vec![sample(4.0), sample(3.0), sample(5.0)],
             cold: Some(sample(20.0)),
         };
         let t = table(&report);
-        assert!(t.contains("| total | 4.00s | 3.00–5.00s | 20.00s |"), "{t}");
+        assert!(
+            t.contains("| exit (total) | 4.00s | 3.00–5.00s | 20.00s |"),
+            "{t}"
+        );
         assert!(t.contains("| QEMU peak RSS | 200 MiB |"), "{t}");
-        assert!(t.contains("kernel image 8192 KiB, 3 warm runs"), "{t}");
+        assert!(
+            t.contains("kernel image 8192 KiB, initramfs 1024 KiB, 3 warm runs"),
+            "{t}"
+        );
     }
 }

@@ -566,6 +566,7 @@ fn bench(
         kernel_bytes: std::fs::metadata(&first.kernel.image)
             .map(|m| m.len())
             .unwrap_or(0),
+        initramfs_bytes: first.initramfs_bytes,
         warm,
         cold,
     };

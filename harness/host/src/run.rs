@@ -139,6 +139,8 @@ pub struct RunResult {
     pub vm: VmReport,
     /// Where the time went.
     pub timings: Timings,
+    /// Size of the initramfs the guest booted with.
+    pub initramfs_bytes: u64,
     /// An error the agent reported outside any lesson.
     pub agent_error: Option<String>,
 }
@@ -293,6 +295,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     std::fs::write(&qemu_config.initrd, &image)
         .with_context(|| format!("writing {}", qemu_config.initrd.display()))?;
     timings.initramfs = t.elapsed();
+    let initramfs_bytes = image.len() as u64;
     progress(Progress::Stage(
         "initramfs",
         format!("{} KiB", image.len() / 1024),
@@ -319,6 +322,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     }
     let lessons = collector.finish(&vm);
     Ok(RunResult {
+        initramfs_bytes,
         kernel,
         guest_release: collector.release.take(),
         accel,

@@ -76,6 +76,10 @@ pub fn run_with(lab: &mut Lab, settings: &Settings) -> anyhow::Result<Outcome> {
         "kprobe on kmem_cache_free, kretprobe on {allocator}"
     ));
 
+    // Call sites are named from the kernel's symbol table. Reading it takes a moment under
+    // emulation: do it now, not inside the timed walks below.
+    lab.kallsyms()?;
+
     // The workload: threads that outlive a second.
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
