@@ -347,11 +347,7 @@ fn build_kernel(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
-    let jobs = jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = jobs.unwrap_or_else(config::cpus);
     let image = crate::kernel_build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
     println!("{}", image.image.display());
     ui::status(format!(
@@ -439,11 +435,7 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
             args.lessons
         }
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = args.jobs.unwrap_or_else(config::cpus);
     let request = matrix::MatrixRequest {
         kernels,
         arches,
@@ -603,8 +595,14 @@ fn bench_peers(
                     .unwrap_or_else(|| name.clone()),
                 _ => catalog.default.clone(),
             };
-            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-            crate::kernel_build::obtain(&config, &catalog, &series, Flavour::Peers, arch, jobs)?;
+            crate::kernel_build::obtain(
+                &config,
+                &catalog,
+                &series,
+                Flavour::Peers,
+                arch,
+                config::cpus(),
+            )?;
             crate::kernel_build::built_dir(&config, &series, Flavour::Peers, arch).join("vmlinuz")
         }
     };

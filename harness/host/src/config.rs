@@ -71,3 +71,8 @@ pub fn source_root() -> PathBuf {
 pub fn work_dir() -> PathBuf {
     source_root().join("target/bpflab")
 }
+
+/// This machine's CPUs: the default for parallel compile jobs and parallel VMs.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -107,18 +107,20 @@ pub fn download(
     Ok(())
 }
 
-/// Whether a failed download failed on this machine's side (a full, read-only or
-/// forbidden disk), where trying another file or mirror cannot help.
-pub fn is_local_disk_error(error: &anyhow::Error) -> bool {
+/// Whether trying another package, mirror or source cannot help after `error`: the user
+/// pressed Ctrl-C, or this machine's disk refused (full, read-only, forbidden). Callers
+/// that fall back from one source to the next stop at such an error.
+pub fn no_other_source_helps(error: &anyhow::Error) -> bool {
     use std::io::ErrorKind::*;
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(
-                io.kind(),
-                StorageFull | QuotaExceeded | ReadOnlyFilesystem | PermissionDenied
-            )
+    error.is::<crate::interrupt::Interrupted>()
+        || error.chain().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    StorageFull | QuotaExceeded | ReadOnlyFilesystem | PermissionDenied
+                )
+            })
         })
-    })
 }
 
 /// Fetches a small text file (an index) into memory.

@@ -94,12 +94,6 @@ pub fn sha256_from_sums(text: &str, file: &str) -> Option<String> {
     })
 }
 
-fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
 /// What the user asked for with `--kernel`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelSpec {
@@ -163,7 +157,14 @@ pub fn obtain(
         }
         KernelSpec::Series(name) => {
             if let Some((base, flavour)) = kernel_build::Flavour::split(name) {
-                return kernel_build::obtain(config, catalog, base, flavour, arch, default_jobs());
+                return kernel_build::obtain(
+                    config,
+                    catalog,
+                    base,
+                    flavour,
+                    arch,
+                    crate::config::cpus(),
+                );
             }
             let series = catalog.find(name).with_context(|| {
                 format!(
@@ -184,7 +185,7 @@ pub fn obtain(
                     name,
                     kernel_build::Flavour::Minimal,
                     arch,
-                    default_jobs(),
+                    crate::config::cpus(),
                 );
             }
             obtain_series(series, arch, config, refresh)

@@ -369,9 +369,7 @@ fn source_tarball(
                     record.package.name
                 )),
             },
-            Err(e) if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) => {
-                return Err(e)
-            }
+            Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
             Err(e) => problems.push(format!("Debian: {e:#}")),
         }
     }
@@ -408,7 +406,7 @@ fn source_tarball(
             &format!("linux {}", series.series),
         );
         if let Err(e) = result {
-            if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) {
+            if fetch::no_other_source_helps(&e) {
                 return Err(e);
             }
             problems.push(format!("kernel.org: {e:#}"));

@@ -182,9 +182,8 @@ fn download_first(
         let label = format!("{} ({})", query.what, package.version);
         match fetch::download(http, &url, deb_path, Some(&expected), &label) {
             Ok(()) => return Ok(Some((package, suite))),
-            Err(e) if e.is::<crate::interrupt::Interrupted>() => return Err(e),
-            // This machine's disk, not the mirror: another package would fail the same way.
-            Err(e) if fetch::is_local_disk_error(&e) => return Err(e),
+            // Ctrl-C, or this machine's disk: another package would fail the same way.
+            Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
             Err(e) => {
                 ui::status(format!(
                     "{} {} unusable, trying the next: {e:#}",
@@ -258,9 +257,7 @@ fn resolve(
         let spinner = ui::spinner(format!("reading the package index of {suite} ({deb_arch})"));
         match suite_packages(http, base, suite, deb_arch, &query.pattern, config) {
             Ok(pkgs) => found.extend(pkgs.into_iter().map(|p| (p, suite.clone()))),
-            Err(e) if e.is::<crate::interrupt::Interrupted>() || fetch::is_local_disk_error(&e) => {
-                return Err(e)
-            }
+            Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
             Err(e) => problems.push(format!("{suite}: {e:#}")),
         }
         spinner.finish_and_clear();
