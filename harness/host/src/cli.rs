@@ -578,7 +578,7 @@ fn bench_peers(
     accel: AccelRequest,
 ) -> anyhow::Result<()> {
     use crate::kernel_build::Flavour;
-    use crate::peers::{self, Peer, PeerReport, Round};
+    use crate::peers;
     anyhow::ensure!(
         arch == Arch::X86_64,
         "--peers compares on x86-64 guests only (the peers' arm64 support needs other kernels)"
@@ -595,7 +595,7 @@ fn bench_peers(
                     .unwrap_or_else(|| name.clone()),
                 _ => catalog.default.clone(),
             };
-            crate::kernel_build::obtain(
+            let built = crate::kernel_build::obtain(
                 &config,
                 &catalog,
                 &series,
@@ -603,62 +603,12 @@ fn bench_peers(
                 arch,
                 config::cpus(),
             )?;
-            crate::kernel_build::built_dir(&config, &series, Flavour::Peers, arch).join("vmlinuz")
+            // bpflab itself would boot the uncompressed vmlinux beside it.
+            built.image.with_file_name("vmlinuz")
         }
     };
     let accel = crate::accel::choose(accel, arch)?.accel;
-    let bpflab = || {
-        let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
-        cmd.args(["lesson", "1", "--kernel"])
-            .arg(&image)
-            .args(["--accel", &accel.to_string().to_lowercase()]);
-        cmd
-    };
-    // A first, untimed round: fills caches, and shows which peers can run here.
-    ui::status(format!(
-        "side by side on {}: a first untimed round",
-        image.display()
-    ));
-    peers::time(bpflab(), "bpflab lesson 1")?;
-    let mut skipped = Vec::new();
-    let mut usable = Vec::new();
-    for peer in Peer::ALL {
-        let outcome = peer
-            .command(&image, accel)
-            .map_err(anyhow::Error::msg)
-            .and_then(|cmd| peers::time(cmd, peer.name()));
-        match outcome {
-            Ok(_) => usable.push(peer),
-            Err(e) => {
-                ui::status(format!("{} will not be compared: {e:#}", peer.name()));
-                skipped.push((peer.name().to_string(), format!("{e:#}")));
-            }
-        }
-    }
-    let mut report = PeerReport {
-        kernel: image.display().to_string(),
-        accel: accel.to_string(),
-        skipped,
-        rounds: Vec::new(),
-    };
-    for n in 0..rounds {
-        ui::status(format!("side by side, round {}/{rounds}", n + 1));
-        let bpflab = peers::time(bpflab(), "bpflab lesson 1")?;
-        let mut times = Vec::new();
-        for peer in Peer::ALL {
-            times.push(match usable.contains(&peer) {
-                true => Some(peers::time(
-                    peer.command(&image, accel).map_err(anyhow::Error::msg)?,
-                    peer.name(),
-                )?),
-                false => None,
-            });
-        }
-        report.rounds.push(Round {
-            bpflab,
-            peers: times,
-        });
-    }
+    let report = peers::compare(&image, accel, rounds)?;
     println!("{}", peers::table(&report));
     let path = config::work_dir().join("bench-peers.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;

@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::accel::Accel;
-use crate::tools;
+use crate::{tools, ui};
 
 /// A program timed against bpflab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,7 +100,6 @@ fn find(program: &str, install: &str) -> Result<PathBuf, String> {
 /// (binding /dev/null over /dev/kvm is not enough: the peers test for the node's type).
 /// Without root, an unprivileged user namespace provides the mount namespace.
 fn hide_kvm_prefix() -> Result<Vec<std::ffi::OsString>, String> {
-    let unshare = find("unshare", "sudo apt-get install util-linux")?;
     const SCRIPT: &str = r#"set -e
 d=$(mktemp -d)
 mount -t tmpfs -o mode=755 bpflab-dev "$d"
@@ -114,19 +113,8 @@ mount --bind /dev/pts "$d/pts"
 mount --move "$d" /dev
 rmdir "$d"
 exec "$@""#;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut args: Vec<std::ffi::OsString> = vec![unshare.into()];
-    if !root {
-        args.extend(["--user".into(), "--map-root-user".into()]);
-    }
-    args.extend([
-        "--mount".into(),
-        "sh".into(),
-        "-c".into(),
-        SCRIPT.into(),
-        "sh".into(),
-    ]);
+    let mut args = tools::private_mount_namespace().map_err(|e| format!("{e:#}"))?;
+    args.extend(["sh".into(), "-c".into(), SCRIPT.into(), "sh".into()]);
     Ok(args)
 }
 
@@ -154,6 +142,60 @@ pub fn time(mut cmd: Command, what: &str) -> anyhow::Result<f64> {
         );
     }
     Ok(seconds)
+}
+
+/// Times bpflab's lesson 1 and each peer's `true` on `image`, in turns: a first untimed
+/// round (it fills caches and shows which peers can run here), then `rounds` timed ones.
+pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<PeerReport> {
+    let bpflab = || {
+        let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+        cmd.args(["lesson", "1", "--kernel"])
+            .arg(image)
+            .args(["--accel", &accel.to_string().to_lowercase()]);
+        cmd
+    };
+    ui::status(format!(
+        "side by side on {}: a first untimed round",
+        image.display()
+    ));
+    time(bpflab(), "bpflab lesson 1")?;
+    let mut skipped = Vec::new();
+    let mut usable = Vec::new();
+    for peer in Peer::ALL {
+        let outcome = peer
+            .command(image, accel)
+            .map_err(anyhow::Error::msg)
+            .and_then(|cmd| time(cmd, peer.name()));
+        match outcome {
+            Ok(_) => usable.push(peer),
+            Err(e) => {
+                ui::status(format!("{} will not be compared: {e:#}", peer.name()));
+                skipped.push((peer.name().to_string(), format!("{e:#}")));
+            }
+        }
+    }
+    let mut report = PeerReport {
+        kernel: image.display().to_string(),
+        accel: accel.to_string(),
+        skipped,
+        rounds: Vec::new(),
+    };
+    for n in 0..rounds {
+        ui::status(format!("side by side, round {}/{rounds}", n + 1));
+        let bpflab = time(bpflab(), "bpflab lesson 1")?;
+        let mut peers = Vec::new();
+        for peer in Peer::ALL {
+            peers.push(match usable.contains(&peer) {
+                true => Some(time(
+                    peer.command(image, accel).map_err(anyhow::Error::msg)?,
+                    peer.name(),
+                )?),
+                false => None,
+            });
+        }
+        report.rounds.push(Round { bpflab, peers });
+    }
+    Ok(report)
 }
 
 /// One round: bpflab's time and each peer's, in seconds.

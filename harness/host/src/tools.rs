@@ -22,6 +22,20 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate))
 }
 
+/// The command prefix that runs a program in a private mount namespace of its own:
+/// `unshare --mount` for root, with an unprivileged user namespace (`--user
+/// --map-root-user`) for everyone else.
+pub fn private_mount_namespace() -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let unshare = require("unshare", "util-linux")?;
+    let mut args = vec![unshare.into_os_string()];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        args.extend(["--user".into(), "--map-root-user".into()]);
+    }
+    args.push("--mount".into());
+    Ok(args)
+}
+
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()

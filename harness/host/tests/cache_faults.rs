@@ -328,16 +328,13 @@ fn a_full_disk_is_a_clear_error_and_keeps_nothing() {
     let (cache, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let proxy = Proxy::start(Pace::Full);
     let inner = proxy.bpflab(&["lesson", "1"], cache.path(), tmp.path());
-    let mut args: Vec<String> = vec!["--mount".into()];
-    if unsafe { libc::geteuid() } != 0 {
-        args.splice(0..0, ["--user".into(), "--map-root-user".into()]);
-    }
+    let namespace = bpflab::tools::private_mount_namespace().unwrap();
     // Run bpflab, then list what is left on the full disk, from inside the namespace.
     let script = r#"mount -t tmpfs -o size=8m bpflab-full "$BPFLAB_CACHE_DIR" || exit 99
 "$0" "$@"; echo "exit status $?" >&2
 find "$BPFLAB_CACHE_DIR" -mindepth 1 ! -name '*.lock' ! -path '*/debian-indexes*' -printf 'left: %p\n' >&2"#;
-    let mut cmd = Command::new("unshare");
-    cmd.args(&args)
+    let mut cmd = Command::new(&namespace[0]);
+    cmd.args(&namespace[1..])
         .args(["sh", "-c", script])
         .arg(inner.get_program());
     cmd.args(inner.get_args());
