@@ -123,6 +123,17 @@ pub fn no_other_source_helps(error: &anyhow::Error) -> bool {
         })
 }
 
+/// The mirror answered that it does not have a file (HTTP 404): the one failure after
+/// which trying another listed package is reasonable (mirrors lag behind their indexes).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: not found on the mirror (HTTP 404)")]
+pub struct NotOnMirror(pub String);
+
+/// Whether `error` is (or was caused by) a [`NotOnMirror`].
+pub fn is_not_found(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<NotOnMirror>())
+}
+
 /// Fetches a small text file (an index) into memory.
 pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let mut response = agent
@@ -162,9 +173,7 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 
 fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
     match e {
-        ureq::Error::StatusCode(404) => {
-            anyhow::anyhow!("{url}: not found on the mirror (HTTP 404)")
-        }
+        ureq::Error::StatusCode(404) => anyhow::Error::new(NotOnMirror(url.to_string())),
         ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: the mirror answered HTTP {code}"),
         other => anyhow::anyhow!("{url}: unreachable ({other}); check the network"),
     }

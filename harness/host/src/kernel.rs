@@ -38,7 +38,15 @@ pub fn update_lock(
                 pattern,
                 arch,
             };
-            let newest = archive::newest(config, &query)?;
+            let newest = match archive::newest(config, &query) {
+                Ok(newest) => newest,
+                // One unreachable or refused suite leaves its pin as it is; the rest update.
+                Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
+                Err(e) => {
+                    changes.push(format!("{} {arch}: not updated: {e:#}", series.series));
+                    continue;
+                }
+            };
             let before = lock
                 .find(&series.series, arch)
                 .map(|p| p.package.version.clone());
@@ -52,6 +60,37 @@ pub fn update_lock(
                 ));
             }
             lock.set(&series.series, arch, newest);
+        }
+    }
+    // Source packages: `linux-source-*` is arch-independent; any arch's index lists it.
+    for series in &catalog.kernels {
+        let Some(pattern) = series.source.as_ref().and_then(|s| s.debian.as_deref()) else {
+            continue;
+        };
+        let query = archive::Query {
+            what: format!("linux source {}", series.series),
+            suites: &series.suites,
+            pattern: regex::Regex::new(pattern).context("source package pattern")?,
+            arch: Arch::X86_64,
+        };
+        match archive::newest(config, &query) {
+            Ok(newest) => {
+                let before = lock
+                    .find_source_package(&series.series)
+                    .map(|p| p.package.version.clone());
+                if before.as_deref() != Some(newest.package.version.as_str()) {
+                    changes.push(format!(
+                        "{} source: {} → {} {}",
+                        series.series,
+                        before.unwrap_or_else(|| "(none)".into()),
+                        newest.package.name,
+                        newest.package.version
+                    ));
+                }
+                lock.set_source_package(&series.series, newest);
+            }
+            Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
+            Err(e) => changes.push(format!("{} source: not updated: {e:#}", series.series)),
         }
     }
     // Sources from kernel.org: the hash kernel.org publishes beside the tarball.
@@ -74,17 +113,39 @@ pub fn update_lock(
     Ok(changes)
 }
 
-/// The SHA-256 kernel.org publishes for a tarball, from `sha256sums.asc` in its directory.
+/// The key that signs kernel.org's `sha256sums.asc` listings ("Kernel.org checksum
+/// autosigner"), shipped in `images/keys/kernel.org/` and pinned by fingerprint.
+pub const KERNEL_ORG_KEYS: &[crate::openpgp::PinnedKey] = &[crate::openpgp::PinnedKey {
+    name: "Kernel.org checksum autosigner",
+    signers: &["B8868C80BA62A1FFFAF5FDA9632D3A06589DA6B1"],
+    // The key carries no expiry.
+    expires: u64::MAX,
+    armored: include_str!("../../../images/keys/kernel.org/autosigner.asc"),
+}];
+
+/// The SHA-256 kernel.org publishes for a tarball, from `sha256sums.asc` in its directory,
+/// read only from the part its signature covers.
 fn kernel_org_sha256(http: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let (dir, file) = url
         .rsplit_once('/')
         .with_context(|| format!("{url} names no file"))?;
     let sums = crate::fetch::fetch_text(http, &format!("{dir}/sha256sums.asc"))?;
-    sha256_from_sums(&sums, file).with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
+    let signed = verify_sums(&sums, std::time::SystemTime::now())
+        .with_context(|| format!("{dir}/sha256sums.asc"))?;
+    sha256_from_sums(&signed, file)
+        .with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
 }
 
-/// Finds `file`'s hash in a `sha256sum`-style listing (`<hex>  <name>` per line; the
-/// clear-signed `.asc` wrapper around it is ignored).
+/// Checks kernel.org's signature on a `sha256sums.asc` and returns the signed listing.
+pub fn verify_sums(armored: &str, now: std::time::SystemTime) -> anyhow::Result<String> {
+    let ring = crate::openpgp::Keyring::load(KERNEL_ORG_KEYS)?;
+    let verified = ring
+        .verify(armored, now)
+        .map_err(|refusal| anyhow::anyhow!("refused: {refusal}"))?;
+    Ok(verified.text)
+}
+
+/// Finds `file`'s hash in a `sha256sum`-style listing (`<hex>  <name>` per line).
 pub fn sha256_from_sums(text: &str, file: &str) -> Option<String> {
     text.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
@@ -139,9 +200,7 @@ pub fn obtain(
 ) -> anyhow::Result<KernelImage> {
     match spec {
         KernelSpec::Path(path) => {
-            if !path.is_file() {
-                bail!("kernel image {} does not exist", path.display());
-            }
+            check_image_file(path)?;
             // A build config beside the image (`config`, or `<image>.config`) lets bpflab
             // check the kernel before booting it.
             let config = [path.with_extension("config"), path.with_file_name("config")]
@@ -190,6 +249,38 @@ pub fn obtain(
             }
             obtain_series(series, arch, config, refresh)
         }
+    }
+}
+
+/// A kernel image given by path is a regular file (or a link to one): QEMU cannot boot a
+/// directory, and a device such as /dev/zero would be read forever.
+fn check_image_file(path: &Path) -> anyhow::Result<()> {
+    let what = "give the path of a kernel image file (bzImage, vmlinux, arm64 Image) or a \
+                series (`bpflab kernels` lists them)";
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) => bail!(
+            "kernel image {} is not a regular file but a {}: {what}",
+            path.display(),
+            file_kind(meta.file_type())
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("kernel image {} does not exist: {what}", path.display())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading kernel image {}", path.display())),
+    }
+}
+
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if kind.is_dir() {
+        "directory"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "device"
+    } else if kind.is_fifo() {
+        "named pipe"
+    } else {
+        "socket"
     }
 }
 
@@ -285,6 +376,33 @@ mod tests {
             Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
         );
         assert_eq!(sha256_from_sums(sums, "linux-4.4.303.tar.xz"), None);
+    }
+
+    #[test]
+    fn an_unsigned_or_wrongly_signed_listing_pins_nothing() {
+        let now = std::time::SystemTime::now();
+        let unsigned = "1111111111111111111111111111111111111111111111111111111111111111  \
+                        linux-4.4.302.tar.xz\n";
+        assert!(verify_sums(unsigned, now).is_err());
+        // Debian's signature is a real one, but not kernel.org's.
+        let debian = include_str!("debian/testdata/bullseye.InRelease");
+        let err = verify_sums(debian, now).unwrap_err();
+        assert!(err.to_string().contains("none of its"), "{err}");
+        // The shipped key is the one pinned.
+        crate::openpgp::Keyring::load(KERNEL_ORG_KEYS).unwrap();
+    }
+
+    #[test]
+    fn a_kernel_path_that_is_no_regular_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = |path: &Path| format!("{:#}", check_image_file(path).unwrap_err());
+        assert!(message(Path::new("/dev/zero")).contains("is not a regular file but a device"));
+        assert!(message(dir.path()).contains("is not a regular file but a directory"));
+        let missing = message(&dir.path().join("bzImage"));
+        assert!(missing.contains("does not exist"), "{missing}");
+        let image = dir.path().join("vmlinuz");
+        std::fs::write(&image, b"kernel").unwrap();
+        check_image_file(&image).unwrap();
     }
 
     #[test]

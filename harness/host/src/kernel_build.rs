@@ -350,6 +350,8 @@ fn source_tarball(
         .with_context(|| format!("the catalog names no source for kernel {}", series.series))?;
     let dir = config.cache_dir.join("sources").join(&series.series);
     let mut problems = Vec::new();
+    // Building a kernel runs its Makefiles: only a source pinned in the lock is used.
+    let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
     if let Some(pattern) = &spec.debian {
         let query = archive::Query {
             what: format!("linux source {}", series.series),
@@ -357,7 +359,16 @@ fn source_tarball(
             pattern: regex::Regex::new(pattern).context("source package pattern")?,
             arch,
         };
-        let picked = archive::obtain(config, &query, &dir, false, None, |path| {
+        let Some(pinned) = lock.find_source_package(&series.series) else {
+            bail!(
+                "the source package of kernel {} is not pinned in {}: run `bpflab kernels \
+                 update` to pin the newest (building runs the source's own scripts, so bpflab \
+                 builds only a source whose hash is pinned)",
+                series.series,
+                crate::kernel::lock_path().display()
+            );
+        };
+        let picked = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
             (path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz"))
                 .then(|| "linux.tar.xz".to_string())
         });
@@ -375,15 +386,22 @@ fn source_tarball(
     }
     if let Some(url) = &spec.kernel_org {
         let dest = dir.join("linux.tar.xz");
-        // The catalog's hash, or the one `bpflab kernels update` pinned from kernel.org.
-        let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
+        // The catalog's hash, or the one `bpflab kernels update` pinned from kernel.org's
+        // signed listing. Without one, neither a download nor a cached file is used.
         let pinned = spec
             .sha256
             .clone()
             .or_else(|| lock.source_sha256(&series.series, url).map(str::to_string));
+        let Some(pinned) = pinned else {
+            bail!(
+                "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
+                 reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
+                 `source.sha256` in images/catalog.toml; nothing was downloaded or built"
+            );
+        };
         if dest.is_file() {
             let sha = fetch::sha256_file(&dest)?;
-            if pinned.as_ref().is_none_or(|p| *p == sha) {
+            if sha == pinned {
                 return Ok((dest, sha));
             }
             ui::status(format!(
@@ -391,12 +409,6 @@ fn source_tarball(
                 series.series
             ));
             std::fs::remove_file(&dest).ok();
-        }
-        if pinned.is_none() {
-            ui::status(format!(
-                "{url} has no pinned SHA-256 (`bpflab kernels update` pins it from kernel.org): \
-                 it is used as downloaded"
-            ));
         }
         let result = fetch::download(
             &fetch::agent(),
@@ -412,13 +424,11 @@ fn source_tarball(
             problems.push(format!("kernel.org: {e:#}"));
         } else {
             let sha = fetch::sha256_file(&dest)?;
-            match pinned {
-                Some(p) if p != sha => {
-                    std::fs::remove_file(&dest).ok();
-                    bail!("{url}: SHA-256 {sha} does not match the pinned {p}; nothing was kept");
-                }
-                _ => return Ok((dest, sha)),
+            if sha != pinned {
+                std::fs::remove_file(&dest).ok();
+                bail!("{url}: SHA-256 {sha} does not match the pinned {pinned}; nothing was kept");
             }
+            return Ok((dest, sha));
         }
     }
     bail!(

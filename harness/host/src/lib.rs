@@ -27,6 +27,7 @@ pub mod lessons;
 pub mod lock;
 pub mod matrix;
 pub mod normalize;
+pub mod openpgp;
 pub mod peers;
 pub mod qemu;
 pub mod run;

@@ -18,6 +18,23 @@ pub struct KernelLock {
     /// One entry per series built from a kernel.org tarball.
     #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<LockedSource>,
+    /// One entry per series whose source comes from a Debian `linux-source-*` package.
+    #[serde(
+        default,
+        rename = "source_package",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub source_packages: Vec<LockedSourcePackage>,
+}
+
+/// A pinned kernel source package (Debian's `linux-source-*`, the same for every arch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedSourcePackage {
+    /// Catalog series.
+    pub series: String,
+    /// The package, its suite, file and hash.
+    #[serde(flatten)]
+    pub pinned: Pinned,
 }
 
 /// A pinned source tarball (kernel.org): its URL and SHA-256, from kernel.org's
@@ -46,8 +63,9 @@ pub struct LockedKernel {
 
 const HEADER: &str = "\
 # The exact kernels bpflab boots, per series and arch: written by `bpflab kernels update`,
-# read on every run. A package that has left the mirror since is replaced by the newest
-# one (bpflab says so); `bpflab kernels update` pins the new one here.
+# read on every run, with the kernel sources `bpflab kernels build` unpacks. Only these
+# exact files are used: if the mirror no longer serves one (or serves other bytes), the run
+# stops and says so; `bpflab kernels update` pins the newest here.
 ";
 
 impl KernelLock {
@@ -91,6 +109,24 @@ impl KernelLock {
             sha256: sha256.to_string(),
         });
         self.sources.sort_by(|a, b| a.series.cmp(&b.series));
+    }
+
+    /// The pinned source package of a series.
+    pub fn find_source_package(&self, series: &str) -> Option<&Pinned> {
+        self.source_packages
+            .iter()
+            .find(|s| s.series == series)
+            .map(|s| &s.pinned)
+    }
+
+    /// Pins a series' source package.
+    pub fn set_source_package(&mut self, series: &str, pinned: Pinned) {
+        self.source_packages.retain(|s| s.series != series);
+        self.source_packages.push(LockedSourcePackage {
+            series: series.to_string(),
+            pinned,
+        });
+        self.source_packages.sort_by(|a, b| a.series.cmp(&b.series));
     }
 
     /// Sets the pin of a series and arch.

@@ -89,29 +89,31 @@ pub fn obtain(
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");
     let mut failures = Vec::new();
-    let mut chosen = None;
-    if let (Some(p), false) = (pinned, refresh) {
-        let pinned_list = vec![(p.package.clone(), p.suite.clone())];
-        chosen = download_first(
-            &http,
-            &mirrors,
-            query,
-            pinned_list,
-            &deb_path,
-            &mut failures,
-        )?;
-        if chosen.is_none() {
-            ui::status(format!(
-                "the locked {} {} is not on the mirror any more; using the newest instead \
-                 (`bpflab kernels update` pins it)",
-                p.package.name, p.package.version
-            ));
+    let chosen = match (pinned, refresh) {
+        // A pin is exactly this file with this hash: if the mirror cannot serve it, or
+        // serves something else, nothing else is used in its place.
+        (Some(p), false) => {
+            let pinned_list = vec![(p.package.clone(), p.suite.clone())];
+            let got =
+                download_first(&http, &mirrors, query, pinned_list, &deb_path, &mut failures)?;
+            if got.is_none() {
+                bail!(
+                    "the pinned {} {} ({}) cannot be used: {}\nNothing else was used in its \
+                     place. If the mirror no longer has it, `bpflab kernels update` pins the \
+                     newest (or `--refresh-kernel` uses the newest for one run).",
+                    p.package.name,
+                    p.package.version,
+                    crate::kernel::lock_path().display(),
+                    failures.join("; ")
+                );
+            }
+            got
         }
-    }
-    if chosen.is_none() {
-        let candidates = resolve(&http, &mirrors, query, config)?;
-        chosen = download_first(&http, &mirrors, query, candidates, &deb_path, &mut failures)?;
-    }
+        _ => {
+            let candidates = resolve(&http, &mirrors, query, config)?;
+            download_first(&http, &mirrors, query, candidates, &deb_path, &mut failures)?
+        }
+    };
     let Some((package, suite)) = chosen else {
         bail!(
             "no package of {} for {} could be downloaded:\n  {}",
@@ -184,6 +186,16 @@ fn download_first(
             Ok(()) => return Ok(Some((package, suite))),
             // Ctrl-C, or this machine's disk: another package would fail the same way.
             Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
+            // Only a file the mirror says it does not have is a reason to try an older
+            // one; bytes that fail their signed hash mean someone is tampering, and
+            // whatever they would serve next is not to be trusted either.
+            Err(e) if !fetch::is_not_found(&e) => {
+                return Err(e.context(format!(
+                    "{} {} failed its check against the signed index; nothing was used and \
+                     no other package was tried",
+                    package.name, package.version
+                )))
+            }
             Err(e) => {
                 ui::status(format!(
                     "{} {} unusable, trying the next: {e:#}",
@@ -218,6 +230,13 @@ pub fn newest(config: &Config, query: &Query<'_>) -> anyhow::Result<Pinned> {
         query.what,
         missing.join("\n  ")
     )
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The record of `dir` if every file it lists is there with its recorded hash.
@@ -301,8 +320,12 @@ fn suite_packages(
     config: &Config,
 ) -> anyhow::Result<Vec<index::Package>> {
     let release = fetch::fetch_text(http, &format!("{base}/dists/{suite}/InRelease"))?;
-    crate::debian::signature::verify_inrelease(&release, &format!("{suite}'s InRelease"))?;
-    let hashes = index::release_sha256(&release);
+    // Only what the signature covers is read from here on.
+    let signed =
+        crate::debian::signature::verify_inrelease(&release, &format!("{suite}'s InRelease"))?;
+    let release = index::Release::parse(&signed)?;
+    release.check(suite, now_secs(), index::allow_expired())?;
+    let hashes = release.sha256;
     let rel_path = format!("main/binary-{deb_arch}/Packages.xz");
     let entry = hashes
         .get(&rel_path)

@@ -12,8 +12,96 @@ pub struct IndexEntry {
     pub size: u64,
 }
 
-/// The `SHA256:` section of a Release/InRelease file: path below `dists/<suite>/` → hash.
-pub fn release_sha256(text: &str) -> HashMap<String, IndexEntry> {
+/// Environment variable that lets an expired index be used (loudly).
+pub const ALLOW_EXPIRED_ENV: &str = "BPFLAB_ALLOW_EXPIRED_INDEX";
+
+/// What a suite's (signed) `InRelease` says: which suite it is, until when it is valid,
+/// and the hashes of its indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// `Suite:` (`stable`, `oldstable-security`, `unstable`).
+    pub suite: Option<String>,
+    /// `Codename:` (`bookworm`, `bookworm-security`, `sid`).
+    pub codename: Option<String>,
+    /// `Valid-Until:`, seconds since 1970, when the archive sets one.
+    pub valid_until: Option<i64>,
+    /// The `SHA256:` section: path below `dists/<suite>/` → hash.
+    pub sha256: HashMap<String, IndexEntry>,
+}
+
+impl Release {
+    /// Parses the signed text of an `InRelease` (never the raw file: see
+    /// [`crate::debian::signature::verify_inrelease`]).
+    pub fn parse(text: &str) -> anyhow::Result<Release> {
+        let field = |key: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        let valid_until = match field("Valid-Until") {
+            Some(date) => Some(parse_date(&date)?),
+            None => None,
+        };
+        Ok(Release {
+            suite: field("Suite"),
+            codename: field("Codename"),
+            valid_until,
+            sha256: sha256_section(text),
+        })
+    }
+
+    /// Checks that this is the suite that was asked for (a validly signed index of
+    /// another suite, say an old stable one, must not stand in for it) and that it has not
+    /// expired (an expired index may be an old one replayed to hold back fixes).
+    pub fn check(&self, asked: &str, now_secs: i64, allow_expired: bool) -> anyhow::Result<()> {
+        let names = [self.suite.as_deref(), self.codename.as_deref()];
+        anyhow::ensure!(
+            names.contains(&Some(asked)),
+            "the signed index served for suite {asked} is for another suite (Suite: {}, \
+             Codename: {}): the mirror is misconfigured or tampered with; nothing was used",
+            self.suite.as_deref().unwrap_or("none"),
+            self.codename.as_deref().unwrap_or("none"),
+        );
+        if let Some(until) = self.valid_until.filter(|until| *until < now_secs) {
+            let when = chrono::DateTime::from_timestamp(until, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| until.to_string());
+            if allow_expired {
+                crate::ui::status(format!(
+                    "WARNING: the index of {asked} expired on {when}; used anyway because \
+                     {ALLOW_EXPIRED_ENV} is set"
+                ));
+            } else {
+                anyhow::bail!(
+                    "the index of {asked} expired on {when} (its Valid-Until): the mirror is \
+                     out of date, or serving an old index on purpose. Choose another mirror \
+                     with {}, or set {ALLOW_EXPIRED_ENV}=1 to use it anyway",
+                    crate::debian::mirror::MIRROR_ENV
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the user allows expired indexes.
+pub fn allow_expired() -> bool {
+    std::env::var_os(ALLOW_EXPIRED_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Parses a Release file date (`Sat, 09 Aug 2025 09:16:30 UTC`, RFC 2822 with Debian's
+/// `UTC` zone name) to seconds since 1970.
+fn parse_date(date: &str) -> anyhow::Result<i64> {
+    let rfc2822 = date.replace(" UTC", " +0000");
+    chrono::DateTime::parse_from_rfc2822(&rfc2822)
+        .map(|t| t.timestamp())
+        .map_err(|e| anyhow::anyhow!("the index's date `{date}` does not parse: {e}"))
+}
+
+/// The `SHA256:` section of a Release/InRelease text: path below `dists/<suite>/` → hash.
+fn sha256_section(text: &str) -> HashMap<String, IndexEntry> {
     let mut out = HashMap::new();
     let mut in_section = false;
     for line in text.lines() {
@@ -113,22 +201,20 @@ mod tests {
     use super::*;
 
     const INRELEASE: &str = "\
------BEGIN PGP SIGNED MESSAGE-----
-Hash: SHA256
-
 Origin: Debian
 Suite: stable
+Codename: bookworm
+Valid-Until: Mon, 07 Dec 2026 00:22:33 UTC
 MD5Sum:
  0123456789abcdef0123456789abcdef  1000 main/binary-amd64/Packages.xz
 SHA256:
  AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA  9000 main/binary-amd64/Packages
  bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  1000 main/binary-amd64/Packages.xz
------BEGIN PGP SIGNATURE-----
 ";
 
     #[test]
     fn reads_sha256_entries_only() {
-        let hashes = release_sha256(INRELEASE);
+        let hashes = Release::parse(INRELEASE).unwrap().sha256;
         assert_eq!(hashes.len(), 2);
         let xz = &hashes["main/binary-amd64/Packages.xz"];
         assert_eq!(xz.size, 1000);
@@ -136,6 +222,22 @@ SHA256:
         assert!(hashes["main/binary-amd64/Packages"]
             .sha256
             .starts_with("aaaa"));
+    }
+
+    #[test]
+    fn the_suite_must_be_the_one_asked_for_and_not_expired() {
+        let release = Release::parse(INRELEASE).unwrap();
+        let before = 1_796_083_200; // 2026-12-01
+        let after = before + 30 * 86_400;
+        release.check("bookworm", before, false).unwrap();
+        release.check("stable", before, false).unwrap();
+        let err = release.check("trixie", before, false).unwrap_err();
+        assert!(err.to_string().contains("for another suite"), "{err}");
+        let err = release.check("bookworm", after, false).unwrap_err();
+        assert!(err.to_string().contains("expired on 2026-12-07 00:22 UTC"), "{err}");
+        release.check("bookworm", after, true).unwrap();
+        let undated = Release { valid_until: None, ..release };
+        undated.check("bookworm", after, false).unwrap();
     }
 
     const PACKAGES: &str = "\
