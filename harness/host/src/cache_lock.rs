@@ -28,15 +28,54 @@ pub fn acquire(parent: &Path, name: &str, what: &str) -> anyhow::Result<EntryLoc
         )
     })?;
     let path = parent.join(format!(".{name}.lock"));
-    let file = File::create(&path)
-        .with_context(|| format!("creating the lock file {}", path.display()))?;
+    let mut file = open_lock_file(&path)?;
     if file.try_lock().is_err() {
-        ui::status(format!("waiting for another bpflab to finish {what}"));
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        let holder = match holder.trim() {
+            "" => String::new(),
+            pid => format!(" (pid {pid})"),
+        };
+        ui::status(format!(
+            "waiting for another bpflab{holder} to finish {what}"
+        ));
         file.lock()
             .with_context(|| format!("locking {}", path.display()))?;
     }
+    // Only the holder may rewrite the file: before the lock, it names the current one.
+    write_holder(&mut file).with_context(|| format!("writing {}", path.display()))?;
     remove_stale_scratch(parent, name);
     Ok(EntryLock { _file: file })
+}
+
+/// Opens (creating) the lock file without truncating it, and never through a symlink: a
+/// link planted in a shared cache would make bpflab create or lock a file elsewhere.
+fn open_lock_file(path: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => anyhow::anyhow!(
+                "the lock file {} is a symbolic link, which bpflab does not follow: remove it \
+                 (and check who put it there)",
+                path.display()
+            ),
+            _ => {
+                anyhow::Error::new(e).context(format!("creating the lock file {}", path.display()))
+            }
+        })
+}
+
+/// Records this process as the holder, for whoever waits next.
+fn write_holder(file: &mut File) -> std::io::Result<()> {
+    use std::io::{Seek as _, Write as _};
+    file.set_len(0)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())
 }
 
 /// The prefix of scratch directories for entry `name`.
@@ -87,6 +126,39 @@ mod tests {
         assert!(other.exists(), "another entry's scratch was removed");
         assert!(entry.exists());
         drop(lock);
+    }
+
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused_and_its_target_untouched() {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&target, parent.path().join(".6.1.lock")).unwrap();
+        let err = acquire(parent.path(), "6.1", "fetching kernel 6.1").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is a symbolic link, which bpflab does not follow"),
+            "{err:#}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        // A dangling link is not followed to create its target either.
+        let elsewhere = parent.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, parent.path().join(".x.lock")).unwrap();
+        assert!(acquire(parent.path(), "x", "x").is_err());
+        assert!(!elsewhere.exists());
+    }
+
+    #[test]
+    fn the_holder_is_recorded_only_once_the_lock_is_held() {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join(".x.lock");
+        let first = acquire(parent.path(), "x", "x").unwrap();
+        let me = format!("{}\n", std::process::id());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), me);
+        // A second opener that has not got the lock yet leaves the holder's record alone.
+        let waiting = open_lock_file(&path).unwrap();
+        assert!(waiting.try_lock().is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), me);
+        drop((waiting, first));
     }
 
     #[test]
