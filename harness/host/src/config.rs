@@ -41,11 +41,7 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let cache_dir = std::env::var_os("BPFLAB_CACHE_DIR")
-            .map(PathBuf::from)
-            .or(file.cache_dir)
-            .or_else(|| dirs::cache_dir().map(|d| d.join("bpflab")))
-            .context("no cache directory: set BPFLAB_CACHE_DIR or HOME")?;
+        let cache_dir = cache_dir(&path, file.cache_dir)?;
         Ok(Config {
             path,
             debian_mirror: file.debian_mirror,
@@ -53,6 +49,63 @@ impl Config {
             cache_dir,
         })
     }
+}
+
+/// The cache directory: `BPFLAB_CACHE_DIR`, else the config file's `cache_dir`, else
+/// `bpflab` in the XDG cache directory. It must be absolute: a relative one would put the
+/// cache wherever bpflab happens to be started.
+fn cache_dir(config_path: &Path, from_file: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let (dir, setting) = match (std::env::var_os("BPFLAB_CACHE_DIR"), from_file) {
+        (Some(env), _) => (PathBuf::from(env), "BPFLAB_CACHE_DIR".to_string()),
+        (None, Some(dir)) => (dir, format!("cache_dir in {}", config_path.display())),
+        (None, None) => {
+            let dir = dirs::cache_dir()
+                .context("no cache directory: set BPFLAB_CACHE_DIR or HOME")?
+                .join("bpflab");
+            note_ignored_xdg_cache_home(&dir);
+            (dir, "the default cache directory (under HOME)".to_string())
+        }
+    };
+    ensure_absolute(&dir, &setting)?;
+    Ok(dir)
+}
+
+fn ensure_absolute(dir: &Path, setting: &str) -> anyhow::Result<()> {
+    let example = "e.g. /var/tmp/bpflab";
+    if dir.as_os_str().is_empty() {
+        anyhow::bail!(
+            "{setting} is empty: give an absolute path ({example}), or leave it unset for the \
+             default (~/.cache/bpflab)"
+        );
+    }
+    if !dir.is_absolute() {
+        anyhow::bail!(
+            "{setting} is `{}`, a relative path: give an absolute one ({example}), so that the \
+             cache does not depend on where bpflab is started",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The XDG spec says a relative `XDG_CACHE_HOME` is to be ignored (the `dirs` crate does),
+/// which would surprise someone who set it: say so, once.
+fn note_ignored_xdg_cache_home(used: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") else {
+        return;
+    };
+    if xdg.is_empty() || Path::new(&xdg).is_absolute() {
+        return;
+    }
+    ONCE.call_once(|| {
+        crate::ui::status(format!(
+            "XDG_CACHE_HOME is `{}`, a relative path, which the XDG spec says to ignore: \
+             using {}",
+            Path::new(&xdg).display(),
+            used.display()
+        ))
+    });
 }
 
 /// The bpflab source tree (lessons, catalog, agent sources). bpflab runs from a checkout:
@@ -75,4 +128,22 @@ pub fn work_dir() -> PathBuf {
 /// This machine's CPUs: the default for parallel compile jobs and parallel VMs.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_directory_must_be_absolute() {
+        let message =
+            |dir: &str| format!("{:#}", ensure_absolute(Path::new(dir), "X").unwrap_err());
+        assert!(message("").contains("X is empty: give an absolute path"));
+        let relative = message("rel/dir");
+        assert!(
+            relative.contains("X is `rel/dir`, a relative path"),
+            "{relative}"
+        );
+        ensure_absolute(Path::new("/var/tmp/bpflab"), "X").unwrap();
+    }
 }
