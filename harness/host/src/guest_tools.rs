@@ -12,20 +12,33 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::debian::archive;
 
-/// The path of a static busybox for `arch`, fetched into the cache if needed.
-pub fn busybox(config: &Config, catalog: &Catalog, arch: Arch) -> anyhow::Result<PathBuf> {
-    let query = archive::Query {
+/// The busybox package query for `arch` (also used to pin it).
+pub fn busybox_query<'a>(catalog: &'a Catalog, arch: Arch) -> anyhow::Result<archive::Query<'a>> {
+    Ok(archive::Query {
         what: "busybox".into(),
         suites: &catalog.busybox.suites,
         pattern: regex::Regex::new(&catalog.busybox.package).context("busybox package pattern")?,
         arch,
-    };
+    })
+}
+
+/// The path of a static busybox for `arch`, fetched into the cache if needed: the package
+/// pinned in the lock file.
+pub fn busybox(config: &Config, catalog: &Catalog, arch: Arch) -> anyhow::Result<PathBuf> {
+    let query = busybox_query(catalog, arch)?;
     let dir = config
         .cache_dir
         .join("tools")
         .join(arch.name())
         .join("busybox");
-    archive::obtain(config, &query, &dir, false, None, |path| {
+    let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
+    let pinned = lock.find_tool("busybox", arch).with_context(|| {
+        format!(
+            "busybox for {arch} is not pinned in {}: run `bpflab kernels update`",
+            crate::kernel::lock_path().display()
+        )
+    })?;
+    archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
         (path == "bin/busybox").then(|| "busybox".to_string())
     })?;
     Ok(dir.join("busybox"))

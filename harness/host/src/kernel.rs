@@ -93,6 +93,28 @@ pub fn update_lock(
             Err(e) => changes.push(format!("{} source: not updated: {e:#}", series.series)),
         }
     }
+    // Programs for the guest.
+    for &arch in arches {
+        let query = crate::guest_tools::busybox_query(catalog, arch)?;
+        match archive::newest(config, &query) {
+            Ok(newest) => {
+                let before = lock
+                    .find_tool("busybox", arch)
+                    .map(|p| p.package.version.clone());
+                if before.as_deref() != Some(newest.package.version.as_str()) {
+                    changes.push(format!(
+                        "busybox {arch}: {} → {} {}",
+                        before.unwrap_or_else(|| "(none)".into()),
+                        newest.package.name,
+                        newest.package.version
+                    ));
+                }
+                lock.set_tool("busybox", arch, newest);
+            }
+            Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
+            Err(e) => changes.push(format!("busybox {arch}: not updated: {e:#}")),
+        }
+    }
     // Sources from kernel.org: the hash kernel.org publishes beside the tarball.
     let http = crate::fetch::agent();
     for series in &catalog.kernels {

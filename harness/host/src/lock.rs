@@ -25,6 +25,21 @@ pub struct KernelLock {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub source_packages: Vec<LockedSourcePackage>,
+    /// One entry per guest tool (busybox, for `--shell`) and arch.
+    #[serde(default, rename = "tool", skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<LockedTool>,
+}
+
+/// A pinned package of a program for the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedTool {
+    /// The tool's name (`busybox`).
+    pub tool: String,
+    /// Architecture name.
+    pub arch: String,
+    /// The package, its suite, file and hash.
+    #[serde(flatten)]
+    pub pinned: Pinned,
 }
 
 /// A pinned kernel source package (Debian's `linux-source-*`, the same for every arch).
@@ -127,6 +142,27 @@ impl KernelLock {
             pinned,
         });
         self.source_packages.sort_by(|a, b| a.series.cmp(&b.series));
+    }
+
+    /// The pinned package of a guest tool for an arch.
+    pub fn find_tool(&self, tool: &str, arch: Arch) -> Option<&Pinned> {
+        self.tools
+            .iter()
+            .find(|t| t.tool == tool && t.arch == arch.name())
+            .map(|t| &t.pinned)
+    }
+
+    /// Pins a guest tool's package for an arch.
+    pub fn set_tool(&mut self, tool: &str, arch: Arch, pinned: Pinned) {
+        self.tools
+            .retain(|t| !(t.tool == tool && t.arch == arch.name()));
+        self.tools.push(LockedTool {
+            tool: tool.to_string(),
+            arch: arch.name().to_string(),
+            pinned,
+        });
+        self.tools
+            .sort_by(|a, b| (&a.tool, &a.arch).cmp(&(&b.tool, &b.arch)));
     }
 
     /// Sets the pin of a series and arch.

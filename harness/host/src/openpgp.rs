@@ -145,7 +145,8 @@ impl Keyring {
     /// several keys at once, old and new).
     pub fn verify(&self, armored: &str, now: SystemTime) -> Result<Verified, Refusal> {
         let message = parse_cleartext(armored).map_err(Refusal::Malformed)?;
-        let signatures = signature_packets(&message.signature).map_err(Refusal::Malformed)?;
+        let (signatures, count) =
+            signature_packets(&message.signature).map_err(Refusal::Malformed)?;
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (mut signers, mut expired) = (Vec::new(), Vec::new());
         for signature in &signatures {
@@ -164,7 +165,7 @@ impl Keyring {
                 return Err(Refusal::Expired(expired.join(", ")));
             }
             return Err(Refusal::NoTrustedSignature {
-                count: signatures.len(),
+                count,
                 keys: self.names().join("; "),
             });
         }
@@ -406,37 +407,39 @@ enum HashAlgorithm {
     Sha512,
 }
 
-/// The signatures of a signature block; one this code cannot check is an error.
-fn signature_packets(binary: &[u8]) -> Result<Vec<Signature>, String> {
-    let mut out = Vec::new();
+/// The signatures of a signature block that this code can check, and how many it holds
+/// in all. Archives sign with several keys at once; one whose kind is not checked here
+/// (Debian's Ed25519 release keys, say) is passed over, and can never count as verified.
+fn signature_packets(binary: &[u8]) -> Result<(Vec<Signature>, usize), String> {
+    let (mut out, mut count) = (Vec::new(), 0);
     for (tag, body) in packets(binary)? {
         if tag != 2 {
             return Err(format!("a packet of type {tag} in the signature block"));
         }
-        out.push(parse_signature(body)?);
+        count += 1;
+        out.extend(parse_signature(body)?);
     }
-    if out.is_empty() {
+    if count == 0 {
         return Err("the signature block holds no signature".into());
     }
-    Ok(out)
+    Ok((out, count))
 }
 
-fn parse_signature(body: &[u8]) -> Result<Signature, String> {
-    let [4, kind, algorithm, hash, hi, lo, ..] = *body else {
-        return Err("only version 4 signatures are supported".into());
+/// A v4 RSA signature over a document with a SHA-2 hash; `None` for any other kind.
+fn parse_signature(body: &[u8]) -> Result<Option<Signature>, String> {
+    let [version, kind, algorithm, hash, hi, lo, ..] = *body else {
+        return Err("a signature is cut short".into());
     };
-    if !matches!(kind, 0x00 | 0x01) {
-        return Err(format!("a signature of type {kind:#04x}, not over a document"));
-    }
-    if !matches!(algorithm, 1 | 3) {
-        return Err(format!("a signature with public-key algorithm {algorithm}, not RSA"));
-    }
     let hash = match hash {
         8 => HashAlgorithm::Sha256,
         9 => HashAlgorithm::Sha384,
         10 => HashAlgorithm::Sha512,
-        other => return Err(format!("a signature with hash algorithm {other} (weak or unknown)")),
+        // SHA-1, MD5 and unknown hashes are never accepted.
+        _ => return Ok(None),
     };
+    if version != 4 || !matches!(kind, 0x00 | 0x01) || !matches!(algorithm, 1 | 3) {
+        return Ok(None);
+    }
     let hashed_end = 6 + usize::from(u16::from_be_bytes([hi, lo]));
     let hashed_area = body.get(6..hashed_end).ok_or("a signature is cut short")?;
     let rest = &body[hashed_end..];
@@ -469,7 +472,7 @@ fn parse_signature(body: &[u8]) -> Result<Signature, String> {
             }
         }
     }
-    Ok(signature)
+    Ok(Some(signature))
 }
 
 /// The (type, data) subpackets of a signature's subpacket area (§5.2.3.1).

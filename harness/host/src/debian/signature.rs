@@ -140,6 +140,9 @@ mod tests {
     /// Real files from Debian's archive, as a mirror served them.
     const BULLSEYE: &str = include_str!("testdata/bullseye.InRelease");
     const BOOKWORM_SECURITY: &str = include_str!("testdata/bookworm-security.InRelease");
+    /// The signature block of bookworm's InRelease: two RSA archive keys' signatures and
+    /// the Ed25519 release key's.
+    const BOOKWORM_SIGNATURES: &str = include_str!("testdata/bookworm.InRelease.signature");
 
     /// 2026-12-01: after both files were signed, before any shipped key expires.
     fn december_2026() -> SystemTime {
@@ -206,6 +209,36 @@ mod tests {
         );
         let err = verify_at(&moved, "bullseye's InRelease", december_2026()).unwrap_err();
         assert!(format!("{err}").contains("none of its"), "{err}");
+    }
+
+    /// Archives add signatures of kinds bpflab does not check (Ed25519): they are passed
+    /// over, the RSA ones still count.
+    #[test]
+    fn signatures_of_other_kinds_are_passed_over() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let block = |armored: &str| -> Vec<u8> {
+            let body: String = armored
+                .lines()
+                .skip_while(|l| !l.is_empty())
+                .filter(|l| !l.is_empty() && !l.starts_with('=') && !l.starts_with("-----"))
+                .collect();
+            b64.decode(body).unwrap()
+        };
+        let sig_start = BULLSEYE.find("-----BEGIN PGP SIGNATURE-----").unwrap();
+        let mut packets = block(&BULLSEYE[sig_start..]);
+        packets.extend(block(BOOKWORM_SIGNATURES));
+        let joined = format!(
+            "{}-----BEGIN PGP SIGNATURE-----\n\n{}\n-----END PGP SIGNATURE-----\n",
+            &BULLSEYE[..sig_start],
+            b64.encode(&packets)
+        );
+        let signed = verify_at(&joined, "bullseye", december_2026()).unwrap();
+        assert!(signed.starts_with("Origin: Debian"));
+        // Alone, they verify nothing: 3 signatures, none checkable against this text.
+        let others = format!("{}{BOOKWORM_SIGNATURES}", &BULLSEYE[..sig_start]);
+        let err = verify_at(&others, "bullseye", december_2026()).unwrap_err();
+        assert!(err.to_string().contains("none of its 3 signature"), "{err}");
     }
 
     #[test]
