@@ -96,6 +96,10 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         /// Where to write the merged matrix.json and matrix.md.
         #[arg(long, default_value = "target/bpflab")]
         report_dir: std::path::PathBuf,
+        /// How many (kernel, arch) cells the reports must hold between them: fewer (a
+        /// shard that never uploaded its report) fails the merge.
+        #[arg(long, value_name = "CELLS", value_parser = parse_cells)]
+        expect: Option<usize>,
     },
 }
 
@@ -119,8 +123,8 @@ enum KernelsAction {
         /// Architecture to build for (arm64 is cross-compiled on x86-64 hosts).
         #[arg(long, value_parser = parse_arch, default_value = default_arch())]
         arch: Arch,
-        /// Parallel compile jobs; default: the number of CPUs.
-        #[arg(long, short)]
+        /// Parallel compile jobs, 1 or more; default: the number of CPUs.
+        #[arg(long, short, value_parser = parse_compile_jobs)]
         jobs: Option<usize>,
     },
 }
@@ -136,14 +140,14 @@ struct MatrixArgs {
     /// Lessons (comma-separated); default: every lesson (not the mistakes, 90 and up).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     lessons: Vec<u32>,
-    /// How many VMs run at the same time; default: the number of CPUs.
-    #[arg(long, short)]
+    /// How many VMs run at the same time, 1 or more; default: the number of CPUs.
+    #[arg(long, short, value_parser = parse_vms)]
     jobs: Option<usize>,
     /// KVM when usable, else emulation (auto); or force one.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
     accel: AccelRequest,
-    /// Stop a cell's VM after this many seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    /// Stop a cell's VM after this many seconds (1 to 86400, a day).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = parse_timeout)]
     timeout: u64,
     /// Where to write matrix.json and matrix.md.
     #[arg(long, default_value = "target/bpflab")]
@@ -168,9 +172,9 @@ struct LessonArgs {
     /// type commands and watch the lesson react. `exit` ends the VM.
     #[arg(long)]
     shell: bool,
-    /// Stop the VM if it has not finished after this many seconds
+    /// Stop the VM if it has not finished after this many seconds, 1 to 86400 (a day)
     /// [default: 180; none with --shell].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     timeout: Option<u64>,
     /// KVM when usable, else emulation (auto); or force one.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
@@ -178,8 +182,9 @@ struct LessonArgs {
     /// QEMU machine type (default: microvm on x86_64, virt on arm64).
     #[arg(long, value_enum)]
     machine: Option<Machine>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    /// Guest memory in MiB, at least 128 (less makes newer guest kernels panic out of
+    /// memory during the lessons).
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = parse_memory)]
     memory: u32,
     /// QEMU CPU model (default: `host` with KVM; `cortex-a57` for arm64 under TCG, the
     /// fastest to emulate).
@@ -198,6 +203,50 @@ struct LessonArgs {
     /// testing bpflab).
     #[arg(long, hide = true, value_parser = parse_fault)]
     inject_fault: Option<Fault>,
+}
+
+/// The longest `--timeout`: a lesson or a matrix cell that has not finished in a day is
+/// stuck, and far longer ones cannot be deadlines at all (they overflow the clock).
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    whole_number(s)
+        .filter(|secs| (1..=MAX_TIMEOUT_SECS).contains(secs))
+        .ok_or_else(|| format!("give 1 to {MAX_TIMEOUT_SECS} seconds (a day)"))
+}
+
+fn parse_memory(s: &str) -> Result<u32, String> {
+    let min = crate::qemu::MIN_MEMORY_MIB;
+    whole_number(s).filter(|mib| *mib >= min).ok_or_else(|| {
+        format!("give at least {min} MiB: with less, guest kernels run out of memory during the lessons")
+    })
+}
+
+fn parse_vms(s: &str) -> Result<usize, String> {
+    at_least_one(s).ok_or_else(|| jobs_error("VM at a time"))
+}
+
+fn parse_compile_jobs(s: &str) -> Result<usize, String> {
+    at_least_one(s).ok_or_else(|| jobs_error("compile job"))
+}
+
+fn jobs_error(what: &str) -> String {
+    format!(
+        "give 1 {what} or more, or leave --jobs out for one per CPU ({} here)",
+        config::cpus()
+    )
+}
+
+fn parse_cells(s: &str) -> Result<usize, String> {
+    at_least_one(s).ok_or_else(|| "give the number of cells, 1 or more (kernels × arches)".into())
+}
+
+fn at_least_one(s: &str) -> Option<usize> {
+    whole_number(s).filter(|n| *n >= 1)
+}
+
+fn whole_number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    s.trim().parse().ok()
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -236,7 +285,8 @@ impl Cli {
             Command::MergeReports {
                 reports,
                 report_dir,
-            } => merge_reports(&reports, &report_dir),
+                expect,
+            } => merge_reports(&reports, &report_dir, expect),
             Command::Bench {
                 kernel,
                 arch,
@@ -500,6 +550,7 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
 fn merge_reports(
     paths: &[std::path::PathBuf],
     report_dir: &std::path::Path,
+    expect: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     for path in paths {
@@ -512,6 +563,13 @@ fn merge_reports(
     let merged = matrix::Report::merge(reports);
     println!("{}", merged.markdown());
     merged.write(report_dir)?;
+    // The table is written either way: it shows what did arrive.
+    let gaps = merged.gaps(expect);
+    anyhow::ensure!(
+        gaps.is_empty(),
+        "the merged report is incomplete:\n  {}",
+        gaps.join("\n  ")
+    );
     Ok(if merged.ok() {
         ExitCode::SUCCESS
     } else {

@@ -95,6 +95,38 @@ impl Report {
         Report { cells }
     }
 
+    /// Why a merged report cannot stand for the whole matrix: no cells at all, a cell
+    /// with neither a result nor a reason, or fewer distinct cells than `expected` (CI
+    /// only warns when a shard's upload is missing). Empty when it can.
+    pub fn gaps(&self, expected: Option<usize>) -> Vec<String> {
+        let mut gaps = Vec::new();
+        if self.cells.is_empty() {
+            gaps.push("the reports hold no cells at all: did the matrix jobs run?".to_string());
+        }
+        for c in &self.cells {
+            if c.lessons.is_empty() && c.unavailable.is_none() {
+                gaps.push(format!(
+                    "{} {}: no lesson results and no reason; its run stopped before any \
+                     lesson ended (see that job's log)",
+                    c.kernel, c.arch
+                ));
+            }
+        }
+        let distinct: std::collections::BTreeSet<(&str, &str)> = self
+            .cells
+            .iter()
+            .map(|c| (c.kernel.as_str(), c.arch.as_str()))
+            .collect();
+        if let Some(expected) = expected.filter(|n| distinct.len() < *n) {
+            gaps.push(format!(
+                "{} of the {expected} expected cells arrived: the missing ones did not \
+                 upload a report (see their jobs' logs)",
+                distinct.len()
+            ));
+        }
+        gaps
+    }
+
     /// The lesson numbers that appear in any cell, in order.
     fn lesson_numbers(&self) -> Vec<u32> {
         let mut numbers: Vec<u32> = self
@@ -375,6 +407,34 @@ mod tests {
         assert!(
             md.contains("- 4.4 arm64: unavailable: no Debian package for 4.4"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn an_empty_merge_a_cell_without_results_and_missing_cells_are_gaps() {
+        let whole = Report {
+            cells: vec![
+                cell("6.1", "x86_64", &[Outcome::Passed("ok".into())], None),
+                cell("4.4", "arm64", &[], Some("no package")),
+            ],
+        };
+        assert!(whole.gaps(None).is_empty());
+        assert!(whole.gaps(Some(2)).is_empty());
+        let gaps = whole.gaps(Some(3)).join("\n");
+        assert!(gaps.contains("2 of the 3 expected cells arrived"), "{gaps}");
+        // A cell counts once, however many shards carry it.
+        let twice = Report::merge([whole.clone(), whole]);
+        assert!(twice.gaps(Some(3)).join("").contains("2 of the 3"));
+
+        let gaps = Report::default().gaps(None).join("\n");
+        assert!(gaps.contains("no cells at all"), "{gaps}");
+        let silent = Report {
+            cells: vec![cell("6.1", "x86_64", &[], None)],
+        };
+        let gaps = silent.gaps(None).join("\n");
+        assert!(
+            gaps.contains("6.1 x86_64: no lesson results and no reason"),
+            "{gaps}"
         );
     }
 

@@ -306,7 +306,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let vm_started = Instant::now();
     let mut collector = Collector::new(&selected);
     let options = vm::VmOptions {
-        timeout: request.timeout,
+        timeout: deadline_timeout(request.timeout),
         interactive: request.shell,
     };
     let vm = vm::run(&qemu, &qemu_config, options, |line| {
@@ -422,5 +422,28 @@ impl Collector {
             }
         }
         std::mem::take(&mut self.results)
+    }
+}
+
+/// The longest timeout kept as a deadline; beyond it the VM gets none (which the VM takes
+/// as a year). No run lasts that long, and `started + timeout` would overflow the clock
+/// near `u64::MAX` seconds.
+const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn deadline_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.filter(|t| *t <= LONGEST_DEADLINE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_too_long_to_be_a_deadline_is_none() {
+        assert_eq!(deadline_timeout(Some(Duration::from_secs(u64::MAX))), None);
+        assert_eq!(deadline_timeout(Some(Duration::MAX)), None);
+        let usual = Some(Duration::from_secs(180));
+        assert_eq!(deadline_timeout(usual), usual);
+        assert_eq!(deadline_timeout(None), None);
     }
 }
