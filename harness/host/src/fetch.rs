@@ -1,4 +1,7 @@
-//! Downloads: with a progress bar, a hash check, and nothing left behind on failure.
+//! Downloads: with a progress bar, a hash check, size and idle limits, and nothing left
+//! behind on failure.
+
+pub mod limits;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -18,24 +21,99 @@ pub struct Expected {
     pub size: u64,
 }
 
-/// An HTTP client with timeouts suited to mirrors: fail fast when unreachable, but let a
-/// slow mirror finish a large file.
+/// How long a server may send nothing before bpflab gives up on it: far longer than a
+/// congested mirror pauses, short enough that a stalled one does not hang bpflab. It
+/// bounds the silence, not the whole transfer: a large kernel on a slow link still
+/// finishes.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client with timeouts suited to mirrors: fail fast when unreachable or stalled,
+/// but let a slow mirror finish a large file.
 pub fn agent() -> ureq::Agent {
+    agent_with_idle_timeout(IDLE_TIMEOUT)
+}
+
+/// [`agent`] with another idle timeout (tests stall a server for less than 30 s).
+pub fn agent_with_idle_timeout(idle: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
+        // Restarted by every read from the socket, headers and body alike: an idle
+        // timeout. (`timeout_recv_body` would be a deadline for the whole body.)
+        .timeout_per_read(Some(idle))
         .user_agent(concat!("bpflab/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
 }
 
+/// The most a download may bring.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// The size the (signed) index lists: one byte more is not the file.
+    Listed(u64),
+    /// No size is known in advance: a cap for this kind of file.
+    Cap(u64),
+}
+
+impl Limit {
+    fn bytes(self) -> u64 {
+        match self {
+            Limit::Listed(n) | Limit::Cap(n) => n,
+        }
+    }
+
+    fn exceeded(self, url: &str) -> anyhow::Error {
+        match self {
+            Limit::Listed(n) => anyhow::anyhow!(
+                "downloading {url}: the mirror sent more than the {n} bytes the index lists; \
+                 nothing was kept. If this repeats, the mirror is broken: choose another with {}",
+                crate::debian::mirror::MIRROR_ENV
+            ),
+            Limit::Cap(n) => anyhow::anyhow!(
+                "downloading {url}: the server sent more than {}, far more than such a file \
+                 is; nothing was kept. The server is broken or serves something else",
+                limits::human(n)
+            ),
+        }
+    }
+}
+
 /// Downloads `url` to `dest`. With `expected`, the size and SHA-256 must match or the
-/// download is discarded. The file appears at `dest` only once complete and verified.
+/// download is discarded, and it stops as soon as more than the expected size arrives;
+/// without, it stops past [`limits::MAX_UNSIZED_DOWNLOAD`]. The file appears at `dest`
+/// only once complete and verified.
 pub fn download(
     agent: &ureq::Agent,
     url: &str,
     dest: &Path,
     expected: Option<&Expected>,
+    label: &str,
+) -> anyhow::Result<()> {
+    let limit = match expected {
+        Some(e) => Limit::Listed(e.size),
+        None => Limit::Cap(limits::MAX_UNSIZED_DOWNLOAD),
+    };
+    download_within(agent, url, dest, expected, limit, label)
+}
+
+/// Downloads `url`, whose size is not known in advance, to `dest`, refusing more than
+/// `max` bytes. The file appears at `dest` only once complete.
+pub fn download_at_most(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    max: u64,
+    label: &str,
+) -> anyhow::Result<()> {
+    download_within(agent, url, dest, None, Limit::Cap(max), label)
+}
+
+fn download_within(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    expected: Option<&Expected>,
+    limit: Limit,
     label: &str,
 ) -> anyhow::Result<()> {
     let dir = dest
@@ -46,14 +124,16 @@ pub fn download(
         .get(url)
         .call()
         .map_err(|e| crate::interrupt::or_interrupted(describe_http_error(url, e)))?;
-    let length = expected.map(|e| e.size).or_else(|| {
-        response
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    });
-    let bar = ui::byte_progress(label, length);
+    let announced: Option<u64> = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    // A server announcing too much is refused before a byte of the body is read.
+    if announced.is_some_and(|n| n > limit.bytes()) {
+        return Err(limit.exceeded(url));
+    }
+    let bar = ui::byte_progress(label, expected.map(|e| e.size).or(announced));
     // A temporary file in the destination directory: removed if anything below fails,
     // renamed into place (atomically) if everything succeeds.
     let mut partial = tempfile::Builder::new()
@@ -68,16 +148,19 @@ pub fn download(
         crate::interrupt::check()?;
         let n = reader
             .read(&mut buf)
-            .with_context(|| format!("downloading {url} (interrupted after {total} bytes)"))
-            .map_err(crate::interrupt::or_interrupted)?;
+            .map_err(|e| body_error(agent, url, total, e))?;
         if n == 0 {
             break;
+        }
+        total += n as u64;
+        // Stop at the first byte too many: a server that keeps sending fills no disk.
+        if total > limit.bytes() {
+            return Err(limit.exceeded(url));
         }
         hasher.update(&buf[..n]);
         partial
             .write_all(&buf[..n])
             .with_context(|| format!("writing {label} to disk"))?;
-        total += n as u64;
         bar.set_position(total);
     }
     bar.finish_and_clear();
@@ -143,9 +226,39 @@ pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     response
         .body_mut()
         .with_config()
-        .limit(64 << 20)
+        .limit(limits::MAX_TEXT)
         .read_to_string()
-        .with_context(|| format!("reading {url}"))
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Limit::Cap(limits::MAX_TEXT).exceeded(url),
+            other => body_error(agent, url, 0, other.into_io()),
+        })
+}
+
+/// The error for a body that stopped arriving after `received` bytes: the server went
+/// silent for the agent's idle timeout, the user pressed Ctrl-C, or the connection broke.
+fn body_error(
+    agent: &ureq::Agent,
+    url: &str,
+    received: u64,
+    error: std::io::Error,
+) -> anyhow::Error {
+    let stalled = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|e| matches!(e, ureq::Error::Timeout(ureq::Timeout::PerRead)));
+    let error = if stalled {
+        let idle = agent.config().timeout_per_read().unwrap_or(IDLE_TIMEOUT);
+        anyhow::anyhow!(
+            "downloading {url}: the mirror stopped sending (no data for {} s) after {received} \
+             bytes; nothing was kept, run again",
+            idle.as_secs_f64()
+        )
+    } else {
+        anyhow::Error::new(error).context(format!(
+            "downloading {url} (interrupted after {received} bytes)"
+        ))
+    };
+    crate::interrupt::or_interrupted(error)
 }
 
 /// SHA-256 of a file, lowercase hex.
@@ -175,6 +288,10 @@ fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
     match e {
         ureq::Error::StatusCode(404) => anyhow::Error::new(NotOnMirror(url.to_string())),
         ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: the mirror answered HTTP {code}"),
+        ureq::Error::Timeout(_) => anyhow::anyhow!(
+            "{url}: the mirror did not answer (no response within its timeout); check the \
+             network, run again"
+        ),
         other => anyhow::anyhow!("{url}: unreachable ({other}); check the network"),
     }
 }
@@ -184,7 +301,10 @@ mod tests {
     use super::*;
 
     use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
 
     /// Serves one HTTP response per connection on loopback: `body`, announced with
     /// `claimed_len` bytes (more than `body` to simulate a cut connection), or a 404.
@@ -207,6 +327,55 @@ mod tests {
             }
         });
         format!("http://{addr}/file")
+    }
+
+    /// Reads one request's headers from `stream`.
+    fn read_request(stream: &TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+    }
+
+    /// A server that answers one request with headers (no length, `close`-delimited) and
+    /// then zeros without end, as long as the client reads: 256 MiB at most, so that a
+    /// client that never stops still ends. Returns the URL and the bytes sent so far.
+    fn serve_forever() -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&stream);
+            let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+            stream.write_all(head.as_bytes()).unwrap();
+            let chunk = vec![0u8; 1 << 16];
+            while counter.load(Ordering::SeqCst) < 256 << 20 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+                counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        });
+        (format!("http://{addr}/pool/k.deb"), sent)
+    }
+
+    /// A server that announces `announced` bytes, sends `first`, then holds the
+    /// connection open without sending anything more for `silence`.
+    fn serve_then_stall(first: &'static [u8], announced: usize, silence: Duration) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&stream);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\n\r\n");
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(first).unwrap();
+            std::thread::sleep(silence);
+        });
+        format!("http://{addr}/pool/k.deb")
     }
 
     fn expected_for(body: &[u8]) -> Expected {
@@ -258,6 +427,70 @@ mod tests {
         assert!(
             msg.contains("interrupted") || msg.contains("cut short"),
             "{msg}"
+        );
+        assert_eq!(files_in(&dir), 0, "nothing kept");
+    }
+
+    #[test]
+    fn a_mirror_that_keeps_streaming_is_cut_off_at_the_listed_size() {
+        let (url, sent) = serve_forever();
+        let listed = Expected {
+            sha256: sha256_bytes(b"whatever"),
+            size: 1 << 20,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let result = download(&agent(), &url, &dir.path().join("k"), Some(&listed), "test");
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("the mirror sent more than the 1048576 bytes the index lists")
+                && msg.contains("nothing was kept"),
+            "{msg}"
+        );
+        assert_eq!(files_in(&dir), 0, "nothing kept");
+        // The client hung up at the first byte too many: beyond the listed MiB, the server
+        // got rid of no more than what the sockets' buffers hold.
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = sent.load(Ordering::SeqCst);
+        assert!(sent < 32 << 20, "the server sent {sent} bytes");
+    }
+
+    #[test]
+    fn a_download_without_a_listed_size_stops_at_its_cap() {
+        let (url, _) = serve_forever();
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            download_at_most(&agent(), &url, &dir.path().join("k"), 1 << 20, "test").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("sent more than 1 MiB"), "{msg}");
+        assert_eq!(files_in(&dir), 0, "nothing kept");
+    }
+
+    #[test]
+    fn a_mirror_announcing_more_than_the_index_lists_is_refused_before_the_body() {
+        let url = serve(b"kernel bytes and then some", 26, 200);
+        let (dir, _, result) = download_expecting(&url, b"kernel bytes");
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(msg.contains("sent more than the 12 bytes"), "{msg}");
+        assert_eq!(files_in(&dir), 0, "nothing kept");
+    }
+
+    #[test]
+    fn a_mirror_that_stalls_after_the_headers_is_given_up() {
+        let url = serve_then_stall(b"the first bytes", 1000, Duration::from_secs(20));
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let agent = agent_with_idle_timeout(Duration::from_millis(500));
+        let err = download(&agent, &url, &dir.path().join("k"), None, "test").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("the mirror stopped sending (no data for 0.5 s) after 15 bytes")
+                && msg.contains("nothing was kept, run again"),
+            "{msg}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
         );
         assert_eq!(files_in(&dir), 0, "nothing kept");
     }
