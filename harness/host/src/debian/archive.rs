@@ -347,11 +347,8 @@ fn suite_packages(
             &format!("index {suite}/{deb_arch}"),
         )?;
     }
-    let mut text = String::new();
-    let file =
-        std::fs::File::open(&cached).with_context(|| format!("opening {}", cached.display()))?;
-    std::io::Read::read_to_string(&mut xz2::read::XzDecoder::new(file), &mut text)
-        .with_context(|| format!("decompressing {}", cached.display()))?;
+    // Capped: an index that decompresses to GiBs is refused, not read into memory.
+    let text = fetch::limits::xz_text(&cached, fetch::limits::MAX_PACKAGES_INDEX)?;
     Ok(index::parse_packages(&text, |name| pattern.is_match(name)))
 }
 

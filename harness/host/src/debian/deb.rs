@@ -2,16 +2,51 @@
 //! package's files.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
+use crate::fetch::limits::{self, AtMost, TooLarge};
+
+/// How much a package may unpack to. A decompression bomb (a few KiB of `.deb` that
+/// decompress to GiBs) stops at these instead of filling the disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The whole data archive, decompressed (files not taken count too: decompressing
+    /// them costs as much).
+    pub data: u64,
+    /// One file taken out of it.
+    pub file: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            data: limits::MAX_PACKAGE_DATA,
+            file: limits::MAX_PACKAGE_FILE,
+        }
+    }
+}
+
 /// Copies the files of the package's data archive that `wanted` picks (it gets the path
 /// inside the package, without a leading `./`, and returns the output file name) into
-/// `out_dir`. Returns what was written, as (path in package, output path).
+/// `out_dir`. Returns what was written, as (path in package, output path). Only names
+/// `wanted` chose are written, never a path from the package; on failure nothing is
+/// left of what was written.
 pub fn extract(
     deb: &Path,
     out_dir: &Path,
+    wanted: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    extract_within(deb, out_dir, Limits::default(), wanted)
+}
+
+/// [`extract`], with other limits than the defaults.
+pub fn extract_within(
+    deb: &Path,
+    out_dir: &Path,
+    limits: Limits,
     wanted: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let file = std::fs::File::open(deb).with_context(|| format!("opening {}", deb.display()))?;
@@ -29,8 +64,24 @@ pub fn extract(
             "data.tar" => Box::new(member),
             other => bail!("{}: unsupported data member {other}", deb.display()),
         };
-        return extract_tar(reader, out_dir, &wanted)
-            .with_context(|| format!("unpacking {name} of {}", deb.display()));
+        let what = format!("the {name} of {}, decompressed,", deb.display());
+        let reader = AtMost::new(reader, limits.data, what);
+        let mut written = Vec::new();
+        let result = extract_tar(reader, out_dir, limits.file, &wanted, &mut written);
+        return match result {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                // A half-written file must not be taken for a whole one.
+                for (_, out) in &written {
+                    std::fs::remove_file(out).ok();
+                }
+                let e = match limits::exceeded(&e) {
+                    Some(too_large) => anyhow::anyhow!("{too_large}: {}", limits::TOO_LARGE_HINT),
+                    None => e,
+                };
+                Err(e.context(format!("unpacking {name} of {}", deb.display())))
+            }
+        };
     }
     bail!(
         "{} has no data.tar member: not a Debian package?",
@@ -38,12 +89,15 @@ pub fn extract(
     )
 }
 
+/// Copies the wanted regular files of a data archive, each at most `max_file` bytes,
+/// recording each output in `written` before writing it.
 fn extract_tar(
     reader: impl Read,
     out_dir: &Path,
+    max_file: u64,
     wanted: &impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut written = Vec::new();
+    written: &mut Vec<(String, PathBuf)>,
+) -> anyhow::Result<()> {
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -55,14 +109,37 @@ fn extract_tar(
         let Some(out_name) = wanted(&path) else {
             continue;
         };
-        let out = out_dir.join(out_name);
-        let mut file =
-            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+        // The header says how large the file is, before a byte of it is decompressed.
+        if entry.size() > max_file {
+            return Err(TooLarge {
+                what: format!("{path} ({} bytes)", entry.size()),
+                cap: max_file,
+            }
+            .into());
+        }
+        let out = out_dir.join(plain_name(&out_name)?);
+        written.push((path, out.clone()));
+        // O_NOFOLLOW: whatever is at `out`, a symlink there is not written through.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&out)
+            .with_context(|| format!("creating {}", out.display()))?;
         std::io::copy(&mut entry, &mut file)
             .with_context(|| format!("writing {}", out.display()))?;
-        written.push((path, out));
     }
-    Ok(written)
+    Ok(())
+}
+
+/// `name` if it is one plain file name (what `wanted` returns is bpflab's choice, but a
+/// slip there must not turn into a path outside the output directory).
+fn plain_name(name: &str) -> anyhow::Result<&str> {
+    match Path::new(name).components().collect::<Vec<_>>().as_slice() {
+        [Component::Normal(_)] => Ok(name),
+        _ => bail!("`{name}` is not a plain file name to unpack a package's file to"),
+    }
 }
 
 #[cfg(test)]
@@ -82,17 +159,108 @@ mod tests {
         let data = data.into_inner().unwrap();
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
         std::io::Write::write_all(&mut xz, &data).unwrap();
-        let data_xz = xz.finish().unwrap();
+        ar_deb("data.tar.xz", xz.finish().unwrap())
+    }
 
+    /// A .deb of `debian-binary` and one data member.
+    fn ar_deb(data_name: &str, data: Vec<u8>) -> Vec<u8> {
         let mut deb = ar::Builder::new(Vec::new());
-        for (name, body) in [
-            ("debian-binary", b"2.0\n".to_vec()),
-            ("data.tar.xz", data_xz),
-        ] {
+        for (name, body) in [("debian-binary", b"2.0\n".to_vec()), (data_name, data)] {
             let header = ar::Header::new(name.as_bytes().to_vec(), body.len() as u64);
             deb.append(&header, body.as_slice()).unwrap();
         }
         deb.into_inner().unwrap()
+    }
+
+    /// A decompression bomb: a .deb whose data.tar.zst holds `files` of so many zeros
+    /// each, a few KiB compressed however large unpacked. Written to `path`.
+    fn bomb_deb(path: &Path, files: &[(&str, u64)]) {
+        let mut zst = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        {
+            let mut data = tar::Builder::new(&mut zst);
+            for (name, size) in files {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(*size);
+                header.set_mode(0o644);
+                header.set_cksum();
+                let zeros = std::io::repeat(0).take(*size);
+                data.append_data(&mut header, name, zeros).unwrap();
+            }
+            data.finish().unwrap();
+        }
+        std::fs::write(path, ar_deb("data.tar.zst", zst.finish().unwrap())).unwrap();
+        assert!(
+            std::fs::metadata(path).unwrap().len() < 1 << 20,
+            "not a bomb"
+        );
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_decompression_bomb_in_a_package_is_refused() {
+        // A 1 GiB "kernel image", with the real caps: refused from its tar header, before
+        // a byte of it is decompressed.
+        let dir = tempfile::tempdir().unwrap();
+        let deb = dir.path().join("k.deb");
+        bomb_deb(&deb, &[("./boot/vmlinuz-6.1.0-53-cloud-amd64", 1 << 30)]);
+        let err = extract(&deb, dir.path(), |p| {
+            p.starts_with("boot/vmlinuz-")
+                .then(|| "vmlinuz".to_string())
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(
+                "boot/vmlinuz-6.1.0-53-cloud-amd64 (1073741824 bytes) is larger than 512 MiB"
+            ) && msg.contains("nothing was kept"),
+            "{msg}"
+        );
+        assert_eq!(names_in(dir.path()), ["k.deb"], "nothing unpacked");
+    }
+
+    #[test]
+    fn a_package_whose_data_decompresses_past_its_cap_is_refused() {
+        // The file taken is small, but the data archive goes on, unwanted, past the cap:
+        // decompression stops there, and the file already taken is removed.
+        let dir = tempfile::tempdir().unwrap();
+        let deb = dir.path().join("k.deb");
+        bomb_deb(
+            &deb,
+            &[
+                ("./boot/config-6.1", 100),
+                ("./usr/lib/modules/padding", 8 << 20),
+            ],
+        );
+        let limits = Limits {
+            data: 1 << 20,
+            file: 1 << 20,
+        };
+        let err = extract_within(&deb, dir.path(), limits, |p| {
+            p.starts_with("boot/config-").then(|| "config".to_string())
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("data.tar.zst of") && msg.contains("decompressed, is larger than 1 MiB"),
+            "{msg}"
+        );
+        assert_eq!(names_in(dir.path()), ["k.deb"], "nothing kept");
+    }
+
+    #[test]
+    fn output_names_are_plain_file_names() {
+        assert!(plain_name("vmlinuz").is_ok());
+        for bad in ["../vmlinuz", "/tmp/vmlinuz", "a/b", "", "."] {
+            assert!(plain_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
