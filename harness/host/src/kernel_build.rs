@@ -5,8 +5,9 @@
 //! fragments, the arch and the compiler's version. A built kernel is booted with
 //! `--kernel <series>-minimal`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
@@ -15,6 +16,7 @@ use crate::arch::Arch;
 use crate::catalog::{Catalog, KernelSeries};
 use crate::config::{self, Config};
 use crate::debian::archive;
+use crate::fetch::limits::{self, AtMost};
 use crate::fetch::{self, sha256_bytes};
 use crate::kernel::KernelImage;
 use crate::{tools, ui};
@@ -438,27 +440,238 @@ fn source_tarball(
     )
 }
 
-/// Unpacks a `.tar.xz` kernel source into `dest`, dropping its top directory.
+/// How much a source tarball may unpack to.
+#[derive(Debug, Clone, Copy)]
+struct TreeLimits {
+    /// The tar stream, decompressed.
+    bytes: u64,
+    /// Its entries: files, directories, links.
+    entries: u64,
+}
+
+const SOURCE_TREE: TreeLimits = TreeLimits {
+    bytes: limits::MAX_SOURCE_TREE_BYTES,
+    entries: limits::MAX_SOURCE_TREE_ENTRIES,
+};
+
+/// Unpacks a `.tar.xz` kernel source into `dest`, which must not exist yet, dropping its
+/// top directory. The tarball comes from the network: every entry must stay inside
+/// `dest` (see [`Tree::unpack`]) and the whole within [`SOURCE_TREE`], or nothing is
+/// kept (`dest` is removed) and the error names the entry.
 fn unpack_source(tarball: &Path, dest: &Path) -> anyhow::Result<()> {
+    unpack_source_within(tarball, dest, SOURCE_TREE)
+}
+
+fn unpack_source_within(tarball: &Path, dest: &Path, caps: TreeLimits) -> anyhow::Result<()> {
+    // A fresh directory: nothing in it was put there by anyone else (no planted symlink).
+    std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let result = unpack_tree(tarball, dest, caps);
+    if result.is_err() {
+        std::fs::remove_dir_all(dest).ok();
+    }
+    result.map_err(|e| {
+        if let Some(too_large) = limits::exceeded(&e) {
+            return anyhow::anyhow!(
+                "unpacking {}: {too_large}: {}",
+                tarball.display(),
+                limits::TOO_LARGE_HINT
+            );
+        }
+        let hint = match e.is::<Refused>() {
+            true => {
+                ". Delete it to fetch the source again; if this repeats, it is not a kernel source"
+            }
+            false => "",
+        };
+        e.context(format!(
+            "unpacking {}; nothing was kept{hint}",
+            tarball.display()
+        ))
+    })
+}
+
+/// An entry of a source tarball that could reach outside the tree.
+#[derive(Debug, thiserror::Error)]
+#[error("the entry `{entry}` {why}")]
+struct Refused {
+    entry: String,
+    why: String,
+}
+
+fn unpack_tree(tarball: &Path, dest: &Path, caps: TreeLimits) -> anyhow::Result<()> {
     let file =
         std::fs::File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
-    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(std::io::BufReader::new(file)));
-    for entry in archive.entries()? {
+    let xz = xz2::read::XzDecoder::new(BufReader::new(file));
+    let mut archive = tar::Archive::new(AtMost::new(xz, caps.bytes, "the source, decompressed,"));
+    let mut tree = Tree {
+        root: dest,
+        files: HashSet::new(),
+    };
+    for (count, entry) in archive.entries()?.enumerate() {
         crate::interrupt::check()?;
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let stripped: PathBuf = path.components().skip(1).collect();
-        if stripped.as_os_str().is_empty() {
-            continue;
+        if count as u64 >= caps.entries {
+            bail!(
+                "the source has more than {} entries, bpflab's cap for a kernel tree (a 6.x \
+                 tree has about 90,000); a real tree this large would be a bpflab bug, please \
+                 report it",
+                caps.entries
+            );
         }
-        let target = dest.join(stripped);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+        tree.unpack(&mut entry?)?;
+    }
+    Ok(())
+}
+
+/// A source tree being unpacked, and what it holds so far.
+struct Tree<'a> {
+    root: &'a Path,
+    /// The regular files unpacked, relative to the root: the only targets a hard link may
+    /// have.
+    files: HashSet<PathBuf>,
+}
+
+impl Tree<'_> {
+    /// Unpacks one entry, refusing anything that could reach outside the tree: a path
+    /// that is not plain names below the top directory (`..`, absolute), a symlink out of
+    /// the tree, a hard link to anything but a file already unpacked, a write through a
+    /// symlink (git trees never have files below a symlink), and special files.
+    fn unpack(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> anyhow::Result<()> {
+        let name = entry.path()?.into_owned();
+        let kind = entry.header().entry_type();
+        // git archive's commit id; nothing to unpack.
+        if kind.is_pax_global_extensions() {
+            return Ok(());
         }
-        entry
-            .unpack(&target)
-            .with_context(|| format!("unpacking {}", path.display()))?;
+        let refuse = |why: &str| {
+            anyhow::Error::new(Refused {
+                entry: name.display().to_string(),
+                why: why.to_string(),
+            })
+        };
+        let Some(rel) = below_top(&name).map_err(refuse)? else {
+            return Ok(());
+        };
+        self.make_parents(&rel).map_err(|why| refuse(&why))?;
+        let target = self.root.join(&rel);
+        let link = || {
+            entry
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|l| l.into_owned())
+                .ok_or_else(|| refuse("is a link without a target"))
+        };
+        match kind {
+            tar::EntryType::Directory => self.make_dir(&rel).map_err(|why| refuse(&why))?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                entry
+                    .unpack(&target)
+                    .with_context(|| format!("unpacking `{}`", name.display()))?;
+                self.files.insert(rel);
+            }
+            tar::EntryType::Symlink => {
+                let to = link()?;
+                symlink_stays_inside(&rel, &to)
+                    .map_err(|why| refuse(&format!("{why} (to `{}`)", to.display())))?;
+                std::os::unix::fs::symlink(&to, &target)
+                    .with_context(|| format!("unpacking the symlink `{}`", name.display()))?;
+            }
+            tar::EntryType::Link => {
+                let to = link()?;
+                let to_rel = below_top(&to)
+                    .ok()
+                    .flatten()
+                    .filter(|t| self.files.contains(t))
+                    .ok_or_else(|| {
+                        refuse(&format!(
+                            "is a hard link to `{}`, which is not a file unpacked before it",
+                            to.display()
+                        ))
+                    })?;
+                std::fs::hard_link(self.root.join(to_rel), &target)
+                    .with_context(|| format!("unpacking the hard link `{}`", name.display()))?;
+            }
+            other => return Err(refuse(&format!("is a {other:?}, which no source tree has"))),
+        }
+        Ok(())
+    }
+
+    /// Creates the directories above `rel` that do not exist yet; each that does must be
+    /// a real directory, never a symlink that would take the write elsewhere.
+    fn make_parents(&self, rel: &Path) -> Result<(), String> {
+        let mut ancestors: Vec<&Path> = rel.ancestors().skip(1).collect();
+        ancestors.pop(); // the empty path: the root itself
+        for dir in ancestors.into_iter().rev() {
+            self.make_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn make_dir(&self, rel: &Path) -> Result<(), String> {
+        let path = self.root.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+                "would be written through the symlink `{}`",
+                rel.display()
+            )),
+            Ok(_) => Err(format!(
+                "needs `{}` to be a directory, but it is a file",
+                rel.display()
+            )),
+            Err(_) => std::fs::create_dir(&path)
+                .map_err(|e| format!("cannot create `{}`: {e}", rel.display())),
+        }
+    }
+}
+
+/// An archive path without its top directory (`linux-6.1/`): `None` for the top
+/// directory itself, an error unless every component is a plain name.
+fn below_top(path: &Path) -> Result<Option<PathBuf>, &'static str> {
+    let mut components = path.components();
+    let plain = |c: Component<'_>| match c {
+        Component::Normal(_) => Ok(()),
+        Component::ParentDir => Err("leaves the source tree (`..`)"),
+        Component::RootDir | Component::Prefix(_) => Err("is an absolute path"),
+        Component::CurDir => Err("does not start with the tree's top directory"),
+    };
+    match components.next() {
+        Some(top) => plain(top)?,
+        None => return Err("has an empty name"),
+    }
+    let rest: PathBuf = components.clone().collect();
+    for c in components {
+        plain(c)?;
+    }
+    Ok((!rest.as_os_str().is_empty()).then_some(rest))
+}
+
+/// Whether a symlink at `link` (relative to the tree's root) to `to` resolves inside the
+/// tree: a relative target that climbs (`..`) at most to the root, and only before its
+/// first name: a `..` after a name would climb out of wherever a symlinked directory of
+/// that name led. Kernel trees' own symlinks (`arch/arm64/boot/dts/arm ->
+/// ../../../arm/boot/dts`) are of that shape.
+fn symlink_stays_inside(link: &Path, to: &Path) -> Result<(), &'static str> {
+    let mut depth = link.components().count().saturating_sub(1);
+    let mut named = false;
+    if to.as_os_str().is_empty() {
+        return Err("is a symlink without a target");
+    }
+    for c in to.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(_) => named = true,
+            Component::ParentDir if named => {
+                return Err("is a symlink that climbs (`..`) after a name, out of reach of a check")
+            }
+            Component::ParentDir if depth == 0 => {
+                return Err("is a symlink out of the source tree")
+            }
+            Component::ParentDir => depth -= 1,
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is a symlink to an absolute path, out of the source tree")
+            }
+        }
     }
     Ok(())
 }
@@ -556,6 +769,262 @@ fn build_with_progress(mut cmd: Command, log_path: &Path, what: &str) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One entry of a crafted source tarball.
+    enum Crafted<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8]),
+        Script(&'a str, &'a [u8]),
+        Symlink(&'a str, &'a str),
+        HardLink(&'a str, &'a str),
+        Fifo(&'a str),
+        /// What git archive puts first: the commit id.
+        GlobalHeader,
+    }
+
+    /// Writes a `.tar.xz` of `entries` to `path`. Names and link targets go into the
+    /// headers as raw bytes: tar's own setters refuse `..` and absolute paths, which is
+    /// what these tarballs are made of.
+    fn crafted_tarball(path: &Path, entries: &[Crafted<'_>]) {
+        use tar::EntryType as T;
+        let mut tar = tar::Builder::new(Vec::new());
+        for entry in entries {
+            let (name, kind, link, body, mode): (&str, T, &str, &[u8], u32) = match *entry {
+                Crafted::Dir(n) => (n, T::Directory, "", b"", 0o755),
+                Crafted::File(n, body) => (n, T::Regular, "", body, 0o644),
+                Crafted::Script(n, body) => (n, T::Regular, "", body, 0o755),
+                Crafted::Symlink(n, to) => (n, T::Symlink, to, b"", 0o777),
+                Crafted::HardLink(n, to) => (n, T::Link, to, b"", 0o644),
+                Crafted::Fifo(n) => (n, T::Fifo, "", b"", 0o644),
+                Crafted::GlobalHeader => (
+                    "pax_global_header",
+                    T::XGlobalHeader,
+                    "",
+                    b"52 comment=0123456789abcdef0123456789abcdef01234567\n",
+                    0o644,
+                ),
+            };
+            let mut header = tar::Header::new_gnu();
+            let raw = header.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(kind);
+            header.set_size(body.len() as u64);
+            header.set_mode(mode);
+            header.set_mtime(1_700_000_000);
+            header.set_cksum();
+            tar.append(&header, body).unwrap();
+        }
+        let mut xz = xz2::write::XzEncoder::new(std::fs::File::create(path).unwrap(), 1);
+        std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
+        xz.finish().unwrap();
+    }
+
+    /// Unpacks `entries` into `<tmp>/a/b/src` (deep enough that an escape lands inside
+    /// `<tmp>`, where the test looks for it); returns the temp dir and the result.
+    fn unpack_crafted(entries: &[Crafted<'_>]) -> (tempfile::TempDir, anyhow::Result<()>) {
+        unpack_crafted_within(entries, SOURCE_TREE)
+    }
+
+    fn unpack_crafted_within(
+        entries: &[Crafted<'_>],
+        caps: TreeLimits,
+    ) -> (tempfile::TempDir, anyhow::Result<()>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("linux.tar.xz");
+        crafted_tarball(&tarball, entries);
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        let result = unpack_source_within(&tarball, &tmp.path().join("a/b/src"), caps);
+        (tmp, result)
+    }
+
+    /// Asserts that unpacking failed naming `entry` and saying `why`, and kept nothing.
+    fn assert_refused(tmp: &tempfile::TempDir, result: anyhow::Result<()>, entry: &str, why: &str) {
+        let msg = format!("{:#}", result.expect_err("the tarball was unpacked"));
+        assert!(
+            msg.contains(&format!("`{entry}`")) && msg.contains(why),
+            "{msg}"
+        );
+        assert!(msg.contains("nothing was kept"), "{msg}");
+        assert!(
+            !tmp.path().join("a/b/src").exists(),
+            "the tree was left behind"
+        );
+    }
+
+    #[test]
+    fn a_kernel_tree_unpacks_with_its_in_tree_links_and_modes() {
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::GlobalHeader,
+            Crafted::Dir("linux-6.1/"),
+            Crafted::File("linux-6.1/Makefile", b"VERSION = 6\n"),
+            // No entry for scripts/: parents are made as needed.
+            Crafted::Script("linux-6.1/scripts/config", b"#!/bin/sh\n"),
+            Crafted::Dir("linux-6.1/arch/arm/boot/dts/"),
+            Crafted::File("linux-6.1/arch/arm/boot/dts/board.dts", b"/dts-v1/;\n"),
+            Crafted::Symlink("linux-6.1/arch/arm64/boot/dts/arm", "../../../arm/boot/dts"),
+            Crafted::Symlink("linux-6.1/tools/include/uapi", "./linux"),
+            Crafted::HardLink("linux-6.1/Makefile.copy", "linux-6.1/Makefile"),
+        ]);
+        result.unwrap();
+        let src = tmp.path().join("a/b/src");
+        assert_eq!(
+            std::fs::read(src.join("Makefile")).unwrap(),
+            b"VERSION = 6\n"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(src.join("scripts/config"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "scripts stay executable");
+        assert_eq!(
+            std::fs::read(src.join("arch/arm64/boot/dts/arm/board.dts")).unwrap(),
+            b"/dts-v1/;\n",
+            "the in-tree symlink leads where it should"
+        );
+        assert_eq!(
+            std::fs::read_link(src.join("tools/include/uapi")).unwrap(),
+            Path::new("./linux")
+        );
+        assert_eq!(
+            std::fs::read(src.join("Makefile.copy")).unwrap(),
+            b"VERSION = 6\n"
+        );
+        assert!(!src.join("pax_global_header").exists());
+    }
+
+    #[test]
+    fn a_source_entry_climbing_out_with_dotdot_is_refused() {
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::File("linux/Makefile", b"all:\n"),
+            Crafted::File("linux/../escape", b"owned\n"),
+        ]);
+        assert!(
+            !tmp.path().join("a/b/escape").exists(),
+            "written outside the tree"
+        );
+        assert_refused(&tmp, result, "linux/../escape", "leaves the source tree");
+    }
+
+    #[test]
+    fn an_absolute_source_entry_is_refused() {
+        let (tmp, result) = unpack_crafted(&[Crafted::File("/linux/etc/profile", b"owned\n")]);
+        assert_refused(&tmp, result, "/linux/etc/profile", "is an absolute path");
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_source_tree_and_a_file_written_through_it_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().to_str().unwrap().to_string();
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::Symlink("linux/evil", &target),
+            Crafted::File("linux/evil/owned", b"owned\n"),
+        ]);
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "written outside"
+        );
+        assert_refused(&tmp, result, "linux/evil", "symlink to an absolute path");
+        // The same with a relative symlink climbing above the tree: `src/up` is `<tmp>/a`.
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::Symlink("linux/up", "../.."),
+            Crafted::File("linux/up/owned", b"owned\n"),
+        ]);
+        assert!(
+            !tmp.path().join("a/owned").exists(),
+            "written outside the tree"
+        );
+        assert_refused(&tmp, result, "linux/up", "symlink out of the source tree");
+        // And one that could only be judged by following another symlink.
+        let (tmp, result) = unpack_crafted(&[Crafted::Symlink("linux/sneaky", "arch/../../..")]);
+        assert_refused(&tmp, result, "linux/sneaky", "climbs (`..`) after a name");
+    }
+
+    #[test]
+    fn a_file_is_never_written_through_a_symlink_even_inside_the_tree() {
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::Dir("linux/real/"),
+            Crafted::Symlink("linux/link", "real"),
+            Crafted::File("linux/link/file", b"x\n"),
+        ]);
+        assert_refused(
+            &tmp,
+            result,
+            "linux/link/file",
+            "written through the symlink `link`",
+        );
+    }
+
+    #[test]
+    fn a_hard_link_out_of_the_source_tree_is_refused() {
+        use std::os::unix::fs::MetadataExt as _;
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, b"secret\n").unwrap();
+        let (tmp, result) =
+            unpack_crafted(&[Crafted::HardLink("linux/stolen", secret.to_str().unwrap())]);
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().nlink(),
+            1,
+            "linked from the tree"
+        );
+        assert_refused(
+            &tmp,
+            result,
+            "linux/stolen",
+            "which is not a file unpacked before it",
+        );
+        // Inside the tree, but to a path not unpacked (yet): what would be there is unknown.
+        let (tmp, result) = unpack_crafted(&[
+            Crafted::HardLink("linux/early", "linux/later"),
+            Crafted::File("linux/later", b"x\n"),
+        ]);
+        assert_refused(
+            &tmp,
+            result,
+            "linux/early",
+            "which is not a file unpacked before it",
+        );
+    }
+
+    #[test]
+    fn special_files_in_a_source_tarball_are_refused() {
+        let (tmp, result) = unpack_crafted(&[Crafted::Fifo("linux/pipe")]);
+        assert_refused(&tmp, result, "linux/pipe", "no source tree has");
+    }
+
+    #[test]
+    fn a_source_tarball_past_its_caps_is_refused() {
+        let names: Vec<String> = (0..20).map(|i| format!("linux/file{i}")).collect();
+        let many: Vec<Crafted<'_>> = names.iter().map(|n| Crafted::File(n, b"x")).collect();
+        let few_entries = TreeLimits {
+            bytes: 1 << 30,
+            entries: 10,
+        };
+        let (tmp, result) = unpack_crafted_within(&many, few_entries);
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("more than 10 entries") && msg.contains("nothing was kept"),
+            "{msg}"
+        );
+        assert!(!tmp.path().join("a/b/src").exists());
+
+        let big = vec![0u8; 2 << 20];
+        let few_bytes = TreeLimits {
+            bytes: 1 << 20,
+            entries: 100,
+        };
+        let (tmp, result) = unpack_crafted_within(&[Crafted::File("linux/big", &big)], few_bytes);
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("the source, decompressed, is larger than 1 MiB")
+                && msg.contains("nothing was kept"),
+            "{msg}"
+        );
+        assert!(!tmp.path().join("a/b/src").exists());
+    }
 
     #[test]
     fn built_kernels_are_named_series_dash_flavour() {
