@@ -148,7 +148,7 @@ fn download_within(
         crate::interrupt::check()?;
         let n = reader
             .read(&mut buf)
-            .map_err(|e| body_error(agent, url, total, e))?;
+            .map_err(|e| body_error(agent, url, Some(total), e))?;
         if n == 0 {
             break;
         }
@@ -230,33 +230,34 @@ pub fn fetch_text(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
         .read_to_string()
         .map_err(|e| match e {
             ureq::Error::BodyExceedsLimit(_) => Limit::Cap(limits::MAX_TEXT).exceeded(url),
-            other => body_error(agent, url, 0, other.into_io()),
+            other => body_error(agent, url, None, other.into_io()),
         })
 }
 
-/// The error for a body that stopped arriving after `received` bytes: the server went
-/// silent for the agent's idle timeout, the user pressed Ctrl-C, or the connection broke.
+/// The error for a body that stopped arriving (after `received` bytes, where they are
+/// counted): the server went silent for the agent's idle timeout, the user pressed
+/// Ctrl-C, or the connection broke.
 fn body_error(
     agent: &ureq::Agent,
     url: &str,
-    received: u64,
+    received: Option<u64>,
     error: std::io::Error,
 ) -> anyhow::Error {
     let stalled = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
         .is_some_and(|e| matches!(e, ureq::Error::Timeout(ureq::Timeout::PerRead)));
+    let after = received.map_or(String::new(), |n| format!(" after {n} bytes"));
     let error = if stalled {
         let idle = agent.config().timeout_per_read().unwrap_or(IDLE_TIMEOUT);
         anyhow::anyhow!(
-            "downloading {url}: the mirror stopped sending (no data for {} s) after {received} \
-             bytes; nothing was kept, run again",
+            "downloading {url}: the mirror stopped sending (no data for {} s){after}; nothing \
+             was kept, run again",
             idle.as_secs_f64()
         )
     } else {
-        anyhow::Error::new(error).context(format!(
-            "downloading {url} (interrupted after {received} bytes)"
-        ))
+        let cut = received.map_or(String::new(), |n| format!(" (interrupted after {n} bytes)"));
+        anyhow::Error::new(error).context(format!("downloading {url}{cut}"))
     };
     crate::interrupt::or_interrupted(error)
 }
