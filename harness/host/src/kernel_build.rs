@@ -19,6 +19,7 @@ use crate::debian::archive;
 use crate::fetch::limits::{self, AtMost};
 use crate::fetch::{self, sha256_bytes};
 use crate::kernel::KernelImage;
+use crate::sandbox::Sandbox;
 use crate::{tools, ui};
 
 /// What a kernel built from source is for; each flavour adds fragments to the base.
@@ -149,13 +150,26 @@ pub fn obtain(
 
     // Work in a scratch tree next to the cache; it is removed afterwards, whatever happens
     // (and by the next build if this process is killed).
+    // The tree's own scripts run as an unprivileged user when bpflab is root (see
+    // `sandbox`), who must be able to reach the tree: root's cache is under a home only
+    // root may enter, so root builds in the temporary directory instead.
+    let sandbox = Sandbox::for_builds();
+    let work_parent = if sandbox.drops_privileges() {
+        std::env::temp_dir()
+    } else {
+        parent.to_path_buf()
+    };
     let work = tempfile::Builder::new()
         .prefix(&crate::cache_lock::scratch_prefix(&name))
-        .tempdir_in(parent)
+        .tempdir_in(&work_parent)
         .context("creating a build directory")?;
     let src = work.path().join("src");
     let spinner = ui::spinner(format!("unpacking the {} source", series.series));
     unpack_source(&tarball, &src)?;
+    // bpflab's own fragment file, then the whole tree, handed to the build user.
+    let fragment_file = work.path().join("bpflab.config");
+    std::fs::write(&fragment_file, &fragments.merged)?;
+    sandbox.give_tree(work.path())?;
     spinner.finish_and_clear();
 
     let make = |args: &[&str]| {
@@ -170,11 +184,10 @@ pub fn obtain(
             cmd.arg("HOSTCFLAGS=-fcommon");
         }
         cmd.args(args);
+        sandbox.confine(&mut cmd);
         cmd
     };
     run_quiet(make(&["tinyconfig"]), "make tinyconfig")?;
-    let fragment_file = work.path().join("bpflab.config");
-    std::fs::write(&fragment_file, &fragments.merged)?;
     let mut merge = Command::new("sh");
     merge
         .current_dir(&src)
@@ -182,6 +195,7 @@ pub fn obtain(
         .args(["-m", ".config"])
         .arg(&fragment_file)
         .env("ARCH", make_arch);
+    sandbox.confine(&mut merge);
     run_quiet(merge, "merging bpflab's config fragments")?;
     run_quiet(make(&["olddefconfig"]), "make olddefconfig")?;
     let dot_config =
@@ -213,7 +227,12 @@ pub fn obtain(
     )?;
 
     // Publish: image, config and key, swapped in as a whole.
-    let staged = work.path().join("out");
+    // Staged next to its final place (the build tree may be on another file system).
+    let staging = tempfile::Builder::new()
+        .prefix(&crate::cache_lock::scratch_prefix(&name))
+        .tempdir_in(parent)
+        .context("creating a staging directory")?;
+    let staged = staging.path().join("out");
     std::fs::create_dir_all(&staged)?;
     let built = src.join("arch").join(make_arch).join("boot").join(target);
     std::fs::copy(&built, staged.join("vmlinuz"))

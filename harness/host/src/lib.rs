@@ -31,6 +31,7 @@ pub mod openpgp;
 pub mod peers;
 pub mod qemu;
 pub mod run;
+pub mod sandbox;
 pub mod tools;
 pub mod ui;
 pub mod vm;
