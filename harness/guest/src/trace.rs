@@ -75,9 +75,22 @@ impl TracePipe {
         }
     }
 
-    fn pump(&self, reader: impl BufRead, sink: EventSink) {
-        for line in reader.lines() {
-            let Ok(line) = line else { break };
+    fn pump(&self, mut reader: impl BufRead, sink: EventSink) {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match reader.read_until(b'\n', &mut raw) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    crate::console_log(format_args!("reading the trace pipe failed: {e}"));
+                    break;
+                }
+            }
+            // Bytes, not text: anything in the guest can write to the trace (trace_marker),
+            // and one invalid byte must not end the trace of every later lesson.
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
             // A message that ends in "\n" (as bpf_trace_printk's usually do) leaves an
             // empty line behind it on newer kernels: nothing to show.
             if line.trim().is_empty() {
@@ -94,5 +107,49 @@ impl TracePipe {
                 .push(line);
             self.arrived.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel whose bytes the test can read back.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_trace_ends_nothing() {
+        let pipe = TracePipe {
+            lesson: AtomicU32::new(95),
+            seen: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
+        };
+        let channel = Recorder::default();
+        let pipe_text: &[u8] = b"first\n\xff\xfe\xc3( bad bytes\r\nstill read\n";
+        pipe.pump(pipe_text, EventSink::new(Box::new(channel.clone())));
+        let seen = pipe.seen.lock().unwrap().clone();
+        assert_eq!(seen, ["first", "\u{fffd}\u{fffd}\u{fffd}( bad bytes", "still read"]);
+        let sent = String::from_utf8(channel.0.lock().unwrap().clone()).unwrap();
+        let traces: Vec<Event> = sent.lines().filter_map(Event::from_line).collect();
+        assert_eq!(traces.len(), 3, "{sent}");
+        assert_eq!(
+            traces[2],
+            Event::Trace {
+                lesson: 95,
+                line: "still read".into()
+            }
+        );
     }
 }
