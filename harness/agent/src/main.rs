@@ -33,7 +33,7 @@ fn main() {
                     message: format!("{e:#}"),
                 });
             }
-            sink.send(&Event::Done);
+            sink.send_last(&Event::Done);
         }
         // No channel: the console is the only place left to say it.
         Err(e) => bpflab_guest::console_log(format_args!("cannot start: {e:#}")),
@@ -99,6 +99,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         });
     }
     if plan.shell {
+        sink.send(&Event::ShellStart);
         shell::run().context("running the shell")?;
         // On a console shared with the channel (arm64), the shell's exit hung it up.
         sink.replace(Box::new(system::open_channel(&plan.channel)?));

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod debian;
 pub mod fetch;
+pub mod guest_text;
 pub mod guest_tools;
 pub mod initramfs;
 pub mod interrupt;

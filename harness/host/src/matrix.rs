@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accel::AccelRequest;
 use crate::arch::Arch;
+use crate::guest_text::visible_lines;
 use crate::kernel::KernelSpec;
 use crate::run::{self, RunRequest};
 use crate::vm::VmEnd;
@@ -268,7 +269,9 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     match run::run(&run_request, &mut |_| {}) {
         Ok(result) => {
             cell.origin = Some(result.kernel.origin.clone());
-            cell.release = result.guest_release.clone();
+            // The report is read on terminals and as Markdown: guest text in it is shown,
+            // never obeyed.
+            cell.release = result.guest_release.as_deref().map(visible_lines);
             cell.boot_s = result.timings.boot.map(|d| d.as_secs_f64());
             cell.run_s = result.timings.lessons.map(|d| d.as_secs_f64());
             if result.vm.end != VmEnd::Finished && result.guest_release.is_none() {
@@ -279,7 +282,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
                     .rev()
                     .take(3)
                     .rev()
-                    .cloned()
+                    .map(|line| visible_lines(line))
                     .collect::<Vec<_>>()
                     .join(" / ");
                 cell.unavailable = Some(format!(
@@ -292,7 +295,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
                 .into_iter()
                 .map(|l| CellLesson {
                     lesson: l.number,
-                    outcome: l.outcome,
+                    outcome: visible_outcome(l.outcome),
                 })
                 .collect();
         }
@@ -300,6 +303,15 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     }
     cell.wall_s = started.elapsed().as_secs_f64();
     cell
+}
+
+/// `outcome` with its reason (guest text) made visible.
+fn visible_outcome(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Passed(r) => Outcome::Passed(visible_lines(&r)),
+        Outcome::Failed(r) => Outcome::Failed(visible_lines(&r)),
+        Outcome::Unsupported(r) => Outcome::Unsupported(visible_lines(&r)),
+    }
 }
 
 /// Orders series numerically (5.10 after 5.4, 7.3-rc after 7.2); paths last.

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bpflab_protocol::{Event, Fault, LessonPlan, Outcome, Plan};
+use bpflab_protocol::{Event, Fault, LessonPlan, Outcome, Plan, Referee, Ruling, Violation};
 
 use crate::accel::{self, AccelChoice, AccelRequest};
 use crate::arch::Arch;
@@ -86,6 +86,8 @@ pub enum Progress<'a> {
     Booting(&'a KernelImage),
     /// A line from the VM.
     Vm(&'a VmLine),
+    /// An event the guest sent against the protocol; it does not count.
+    Violation(&'a Violation),
 }
 
 /// Everything one lesson did in the guest.
@@ -143,12 +145,16 @@ pub struct RunResult {
     pub initramfs_bytes: u64,
     /// An error the agent reported outside any lesson.
     pub agent_error: Option<String>,
+    /// Events the guest sent against the protocol (they did not count).
+    pub violations: Vec<Violation>,
 }
 
 impl RunResult {
-    /// Whether every lesson passed and the VM ended normally.
+    /// Whether every lesson passed, the VM ended normally and the guest kept to the
+    /// protocol.
     pub fn all_passed(&self) -> bool {
         self.vm.end == VmEnd::Finished
+            && self.violations.is_empty()
             && self
                 .lessons
                 .iter()
@@ -310,9 +316,12 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         interactive: request.shell,
     };
     let vm = vm::run(&qemu, &qemu_config, options, |line| {
-        collector.take(&line, vm_started.elapsed(), &mut timings);
-        progress(Progress::Vm(&line));
+        let rulings = collector.referee_line(line);
+        collector.apply(rulings, vm_started.elapsed(), &mut timings, progress);
     })?;
+    // A lesson result held back by the referee is final now that the guest is gone.
+    let rulings = collector.referee.finish().into_iter().map(as_line);
+    collector.apply(rulings, vm.wall, &mut timings, progress);
     if let (Some(done), true) = (collector.last_end, vm.end == VmEnd::Finished) {
         timings.shutdown = Some(vm.wall.saturating_sub(done));
     }
@@ -330,11 +339,23 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         vm,
         timings,
         agent_error: collector.agent_error.take(),
+        violations: std::mem::take(&mut collector.violations),
     })
 }
 
-/// Sorts the guest's events into per-lesson results as they arrive.
+/// An accepted event as the line it came in, or what was wrong with it.
+fn as_line(ruling: Ruling) -> Result<VmLine, Violation> {
+    match ruling {
+        Ruling::Accept(event) => Ok(VmLine::Event(event)),
+        Ruling::Reject(violation) => Err(violation),
+    }
+}
+
+/// Sorts the guest's events into per-lesson results as they arrive, counting only what
+/// the referee accepts.
 struct Collector {
+    referee: Referee,
+    violations: Vec<Violation>,
     results: Vec<LessonResult>,
     release: Option<String>,
     agent_error: Option<String>,
@@ -345,6 +366,8 @@ struct Collector {
 impl Collector {
     fn new(selected: &[(&Lesson, Vec<String>)]) -> Collector {
         Collector {
+            referee: Referee::new(selected.iter().map(|(l, _)| l.number)),
+            violations: Vec::new(),
             results: selected
                 .iter()
                 .map(|(l, _)| LessonResult {
@@ -359,6 +382,47 @@ impl Collector {
             ready_at: None,
             last_end: None,
         }
+    }
+
+    /// What the referee makes of a line from the VM (console lines are not its business).
+    fn referee_line(&mut self, line: VmLine) -> Vec<Result<VmLine, Violation>> {
+        match line {
+            VmLine::Console(_) => vec![Ok(line)],
+            VmLine::Event(event) => self.referee.take(event).into_iter().map(as_line).collect(),
+        }
+    }
+
+    /// Takes what was decided into the results, and shows it.
+    fn apply(
+        &mut self,
+        rulings: impl IntoIterator<Item = Result<VmLine, Violation>>,
+        at: Duration,
+        timings: &mut Timings,
+        progress: &mut dyn FnMut(Progress),
+    ) {
+        for ruling in rulings {
+            match ruling {
+                Ok(line) => {
+                    self.take(&line, at, timings);
+                    progress(Progress::Vm(&line));
+                }
+                Err(violation) => {
+                    self.reject(&violation);
+                    progress(Progress::Violation(&violation));
+                }
+            }
+        }
+    }
+
+    /// A lesson whose result is contested has failed, whatever it reported.
+    fn reject(&mut self, violation: &Violation) {
+        let contested = violation.contested_lesson();
+        if let Some(r) = self.results.iter_mut().find(|r| Some(r.number) == contested) {
+            if !matches!(r.outcome, Outcome::Failed(_)) {
+                r.outcome = Outcome::Failed(violation.to_string());
+            }
+        }
+        self.violations.push(violation.clone());
     }
 
     fn take(&mut self, line: &VmLine, at: Duration, timings: &mut Timings) {
@@ -396,7 +460,7 @@ impl Collector {
                     r.events.push(event.clone());
                 }
             }
-            Event::Done => {}
+            Event::ShellStart | Event::Done => {}
         }
     }
 

@@ -62,8 +62,40 @@ use bpflab_protocol::{Event, Outcome};
 use console::style;
 
 use crate::accel::Accel;
+use crate::guest_text::visible;
 use crate::run::{Progress, RunResult, Timings};
 use crate::vm::{VmEnd, VmLine};
+
+/// What every line of guest text starts with on the terminal. bpflab's own lines never
+/// do, so nothing the guest prints can pass for one of them (a "✔ lesson 1 passed").
+fn gutter() -> String {
+    format!("{} ", style("│").dim())
+}
+
+/// Guest `text` as terminal lines, shown [`visible`]ly: the first follows `head`, a start
+/// bpflab chose; each further one (a verifier log has many) sits behind the gutter.
+fn guest_block(head: &str, text: &str, paint: fn(&str) -> String) -> String {
+    let mut lines = text.trim_end_matches('\n').split('\n');
+    let mut out = format!("{head}{}", paint(&visible(lines.next().unwrap_or_default())));
+    for line in lines {
+        out.push('\n');
+        out.push_str(&gutter());
+        out.push_str(&paint(&visible(line)));
+    }
+    out
+}
+
+fn plain(text: &str) -> String {
+    text.to_string()
+}
+
+fn green(text: &str) -> String {
+    style(text).green().to_string()
+}
+
+fn dim(text: &str) -> String {
+    style(text).dim().to_string()
+}
 
 /// Renders a run live: stages, the boot, and every event as the guest sends it.
 pub struct LiveView {
@@ -107,10 +139,14 @@ impl LiveView {
             }
             Progress::Vm(VmLine::Console(line)) => {
                 if self.verbose && !self.interactive {
-                    self.println(format!("{} {}", style("│").dim(), style(line).dim()));
+                    self.println(guest_block(&gutter(), line, dim));
                 }
             }
             Progress::Vm(VmLine::Event(event)) => self.event(event),
+            Progress::Violation(violation) => self.println(format!(
+                "{} the guest broke the event protocol: {violation}",
+                style("warning:").yellow().bold()
+            )),
         }
     }
 
@@ -125,7 +161,9 @@ impl LiveView {
                     bar.finish_and_clear();
                 }
                 status(format!(
-                    "guest up: Linux {kernel} ({machine}), init after {:.2}s of guest time",
+                    "guest up: Linux {} ({}), init after {:.2}s of guest time",
+                    visible(kernel),
+                    visible(machine),
                     *boot_ms as f64 / 1000.0
                 ));
             }
@@ -135,9 +173,11 @@ impl LiveView {
                     style(format!("── lesson {lesson} ──")).bold()
                 ));
             }
-            Event::Note { text, .. } => self.println(format!("{} {text}", style("•").cyan())),
-            Event::Output { line, .. } => self.println(line.clone()),
-            Event::Trace { line, .. } => self.println(format!("{}", style(line).green())),
+            Event::Note { text, .. } => {
+                self.println(guest_block(&format!("{} ", style("•").cyan()), text, plain))
+            }
+            Event::Output { line, .. } => self.println(guest_block(&gutter(), line, plain)),
+            Event::Trace { line, .. } => self.println(guest_block(&gutter(), line, green)),
             Event::LessonEnd {
                 lesson,
                 outcome,
@@ -146,11 +186,12 @@ impl LiveView {
                 let secs = *elapsed_ms as f64 / 1000.0;
                 self.println(outcome_line(*lesson, outcome, Some(secs)));
             }
-            Event::AgentError { message } => self.println(format!(
-                "{} guest agent: {message}",
-                style("error:").red().bold()
+            Event::AgentError { message } => self.println(guest_block(
+                &format!("{} guest agent: ", style("error:").red().bold()),
+                message,
+                plain,
             )),
-            Event::Done => {}
+            Event::ShellStart | Event::Done => {}
         }
     }
 
@@ -159,7 +200,7 @@ impl LiveView {
             Some(bar) => bar.println(line),
             // The terminal may be raw while the guest's shell owns it: end lines by hand.
             None if self.interactive => {
-                print!("{line}\r\n");
+                print!("{}\r\n", line.replace('\n', "\r\n"));
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }
             None => println!("{line}"),
@@ -174,25 +215,19 @@ impl LiveView {
     }
 }
 
-/// `✔ lesson 1 passed: ...` and friends.
+/// `✔ lesson 1 passed: ...` and friends. The reason comes from the guest: its further
+/// lines (a verifier log) sit behind the guest gutter.
 pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String {
     let took = secs.map(|s| format!(" ({s:.2}s)")).unwrap_or_default();
-    match outcome {
-        Outcome::Passed(r) => format!(
-            "{} lesson {lesson} passed{took}: {r}",
-            style("✔").green().bold()
+    let head = match outcome {
+        Outcome::Passed(_) => format!("{} lesson {lesson} passed{took}: ", style("✔").green().bold()),
+        Outcome::Failed(_) => format!("{} lesson {lesson} failed{took}: ", style("✘").red().bold()),
+        Outcome::Unsupported(_) => format!(
+            "{} lesson {lesson} unsupported on this kernel{took}: ",
+            style("⚠").yellow().bold()
         ),
-        Outcome::Failed(r) => format!(
-            "{} lesson {lesson} failed{took}: {r}",
-            style("✘").red().bold()
-        ),
-        Outcome::Unsupported(r) => {
-            format!(
-                "{} lesson {lesson} unsupported on this kernel{took}: {r}",
-                style("⚠").yellow().bold()
-            )
-        }
-    }
+    };
+    guest_block(&head, outcome.reason(), plain)
 }
 
 /// After the run: explains a VM that did not end normally, with the console's last words.
@@ -212,12 +247,12 @@ pub fn explain_end(result: &RunResult) {
     };
     eprintln!("{} {headline}", style("error:").red().bold());
     if let Some(panic) = &result.vm.panic_line {
-        eprintln!("  {}", panic.trim());
+        eprintln!("{}", guest_block(&gutter(), panic.trim(), plain));
     }
     if !result.vm.console_tail.is_empty() {
         eprintln!("last lines of the guest console:");
         for line in &result.vm.console_tail {
-            eprintln!("  {} {line}", style("│").dim());
+            eprintln!("{}", guest_block(&gutter(), line, plain));
         }
     }
     if !result.vm.qemu_stderr.is_empty() {
@@ -255,6 +290,18 @@ pub fn print_timings(t: &Timings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_line_of_guest_text_can_pass_for_one_of_bpflabs() {
+        let reason = "the verifier said no\n✔ lesson 1 passed (0.01s): 3 greetings\n\x1b[2J";
+        let shown = outcome_line(90, &Outcome::Failed(reason.into()), Some(0.5));
+        assert_eq!(
+            shown,
+            "✘ lesson 90 failed (0.50s): the verifier said no\n\
+             │ ✔ lesson 1 passed (0.01s): 3 greetings\n\
+             │ ^[[2J"
+        );
+    }
 
     #[test]
     fn a_full_disk_anywhere_in_the_chain_gets_the_hint() {

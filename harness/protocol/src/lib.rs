@@ -13,8 +13,15 @@ pub const PLAN_PATH: &str = "/bpflab/plan.json";
 /// Where lesson objects live inside the initramfs: `<LESSONS_DIR>/<lesson dir>/<object>`.
 pub const LESSONS_DIR: &str = "/bpflab/lessons";
 /// Every event line starts with this marker, so a stray line on the channel (there should
-/// be none) is recognisable as not ours.
+/// be none) is recognisable as not ours. Only a line that begins with it is an event: text
+/// that merely contains it (a guest process printing it mid-line) is not.
 pub const EVENT_MARKER: &str = "@bpflab ";
+/// The longest line the host takes from the guest, newline included; it cuts longer ones
+/// (so guest output cannot fill its memory), and [`Event::to_line`] shortens events to fit.
+pub const MAX_LINE: usize = 64 * 1024;
+
+mod referee;
+pub use referee::{Referee, Ruling, Violation};
 
 /// What the host asks the guest to do during one boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +93,12 @@ impl Outcome {
             Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Unsupported(r) => r,
         }
     }
+
+    fn reason_mut(&mut self) -> &mut String {
+        match self {
+            Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Unsupported(r) => r,
+        }
+    }
 }
 
 /// One thing that happened in the guest, in the order it happened.
@@ -136,6 +149,9 @@ pub enum Event {
         /// Milliseconds the lesson took inside the guest.
         elapsed_ms: u64,
     },
+    /// The lessons are over and the learner's shell (`--shell`) starts; `Done` follows
+    /// when it exits.
+    ShellStart,
     /// Everything in the plan ran; the guest powers off next.
     Done,
     /// The agent itself failed outside any lesson (mounts, plan, channel).
@@ -146,18 +162,103 @@ pub enum Event {
 }
 
 impl Event {
-    /// Encodes the event as one channel line (with trailing newline).
+    /// Encodes the event as one channel line (with trailing newline), at most
+    /// [`MAX_LINE`] long: an event whose text would not fit (a long verifier log) keeps
+    /// the text's beginning and end, and says how much of its middle was cut.
     pub fn to_line(&self) -> String {
+        let line = self.encode();
+        let mut event = self.clone();
+        let Some(text) = event.text_mut().filter(|_| line.len() > MAX_LINE) else {
+            return line;
+        };
+        let original = std::mem::take(text);
+        let others = line.len() - json_len(&original);
+        let mut budget = MAX_LINE.saturating_sub(others + CUT_NOTE_ROOM);
+        loop {
+            *event.text_mut().expect("the same event") = middle_cut(&original, budget);
+            let line = event.encode();
+            match line.len().checked_sub(MAX_LINE) {
+                // Only if serde_json escaped more than JSON requires: cut more.
+                Some(over) if over > 0 && budget > 0 => budget = budget.saturating_sub(over),
+                _ => return line,
+            }
+        }
+    }
+
+    fn encode(&self) -> String {
         // Serialising these plain types cannot fail.
         let json = serde_json::to_string(self).expect("event serialises");
         format!("{EVENT_MARKER}{json}\n")
     }
 
-    /// Decodes one channel line. `None` for lines that are not events (noise, partial).
+    /// The event's free text, of any length. (`Ready`'s come from uname: short.)
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Event::Note { text, .. } => Some(text),
+            Event::Output { line, .. } | Event::Trace { line, .. } => Some(line),
+            Event::LessonEnd { outcome, .. } => Some(outcome.reason_mut()),
+            Event::AgentError { message } => Some(message),
+            Event::Ready { .. } | Event::LessonStart { .. } | Event::ShellStart | Event::Done => {
+                None
+            }
+        }
+    }
+
+    /// Decodes one channel line. `None` for lines that are not events (noise, partial,
+    /// or text with the marker somewhere other than at its start).
     pub fn from_line(line: &str) -> Option<Event> {
-        let line = line.trim_end_matches(['\r', '\n']);
-        let start = line.find(EVENT_MARKER)?;
-        serde_json::from_str(&line[start + EVENT_MARKER.len()..]).ok()
+        // A serial port may put a NUL or a carriage return before the first line: bytes
+        // no guest text can hide behind. Anything else before the marker is text.
+        let line = line
+            .trim_start_matches(['\0', '\r'])
+            .trim_end_matches(['\r', '\n']);
+        serde_json::from_str(line.strip_prefix(EVENT_MARKER)?).ok()
+    }
+}
+
+/// Room for the note [`middle_cut`] leaves where it cut.
+const CUT_NOTE_ROOM: usize = 40;
+
+/// The beginning and end of `text` that take at most `budget` bytes in JSON, with a note
+/// of how many bytes were cut between them.
+fn middle_cut(text: &str, budget: usize) -> String {
+    let head_end = prefix_within(text.chars(), budget / 2);
+    let tail_len = prefix_within(text[head_end..].chars().rev(), budget - budget / 2);
+    let tail_start = text.len() - tail_len;
+    format!(
+        "{} … [{} bytes cut] … {}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
+/// How many bytes of `chars` fit in `budget` bytes of JSON.
+fn prefix_within(chars: impl Iterator<Item = char>, budget: usize) -> usize {
+    let mut used = 0;
+    let mut bytes = 0;
+    for c in chars {
+        used += json_char_len(c);
+        if used > budget {
+            break;
+        }
+        bytes += c.len_utf8();
+    }
+    bytes
+}
+
+/// Bytes `text` takes inside a JSON string.
+fn json_len(text: &str) -> usize {
+    text.chars().map(json_char_len).sum()
+}
+
+/// Bytes `c` takes inside a JSON string: JSON escapes quotes, backslashes and the C0
+/// controls (the common ones in two bytes, the others as `\u00XX`).
+fn json_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        '\0'..='\u{1f}' => 6,
+        c => c.len_utf8(),
     }
 }
 
@@ -192,11 +293,44 @@ mod tests {
     }
 
     #[test]
-    fn noise_before_the_marker_is_tolerated_and_other_lines_ignored() {
+    fn serial_noise_before_the_marker_is_tolerated_and_other_lines_ignored() {
         let line = format!("\r\u{0}{}", Event::Done.to_line());
         assert_eq!(Event::from_line(&line), Some(Event::Done));
         assert_eq!(Event::from_line("[    1.234] random: crng init done"), None);
         assert_eq!(Event::from_line("@bpflab {\"event\":\"don"), None);
+    }
+
+    #[test]
+    fn the_marker_counts_only_at_the_start_of_a_line() {
+        let forged = Event::Done.to_line();
+        assert_eq!(Event::from_line(&format!("echo {forged}")), None);
+        assert_eq!(Event::from_line(&format!(" {forged}")), None);
+        assert_eq!(Event::from_line(&format!("[    3.2] {forged}")), None);
+    }
+
+    #[test]
+    fn an_event_too_long_for_a_line_keeps_its_beginning_and_end() {
+        // Control characters take six bytes each in JSON: the worst case for the budget.
+        let log = format!("first words{}last words", "\u{1}".repeat(200 * 1024));
+        let event = Event::LessonEnd {
+            lesson: 90,
+            outcome: Outcome::Failed(log.clone()),
+            elapsed_ms: 3,
+        };
+        let line = event.to_line();
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert!(line.len() > MAX_LINE - 100, "cut more than needed: {}", line.len());
+        let Some(Event::LessonEnd { outcome, .. }) = Event::from_line(&line) else {
+            panic!("the shortened line is not an event: {line:.200}");
+        };
+        let reason = outcome.reason();
+        assert!(reason.starts_with("first words") && reason.ends_with("last words"));
+        assert!(reason.contains(" bytes cut] … "), "{reason:.200}");
+        let short = Event::Note {
+            lesson: 1,
+            text: "short".into(),
+        };
+        assert_eq!(Event::from_line(&short.to_line()), Some(short));
     }
 
     #[test]
