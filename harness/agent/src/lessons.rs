@@ -17,6 +17,7 @@ pub fn find(number: u32) -> Option<LessonFn> {
         31 => Some(lesson_31_two_seconds::run),
         90 => Some(lesson_90_nullcheck::run),
         91 => Some(lesson_91_renamed::run),
+        95 => Some(lesson_95_hostile::run),
         _ => None,
     }
 }

@@ -354,8 +354,11 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
 
 fn list_lessons() -> anyhow::Result<ExitCode> {
     let all = lessons::discover(&config::source_root().join("lessons"))?;
-    // Numbers from 90 are mistakes to learn from.
-    let (lessons, mistakes): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l.number < 90);
+    // Numbers from 90 are mistakes to learn from; test fixtures are not for learners.
+    let (lessons, mistakes): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|l| !l.fixture)
+        .partition(|l| l.number < 90);
     let show = |l: &lessons::Lesson| {
         let parts = match l.parts.is_empty() {
             true => String::new(),

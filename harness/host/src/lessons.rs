@@ -30,6 +30,10 @@ pub struct Lesson {
     /// number of lines depends on the kernel's internal caches, not on the lesson.
     #[serde(default)]
     pub snapshot_collapse: bool,
+    /// A test fixture, not a lesson: it runs like one (`bpflab lesson N`), but lists of
+    /// lessons leave it out.
+    #[serde(default)]
+    pub fixture: bool,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -109,6 +113,7 @@ pub fn find(lessons: &[Lesson], number: u32) -> anyhow::Result<&Lesson> {
         .with_context(|| {
             let known: Vec<String> = lessons
                 .iter()
+                .filter(|l| !l.fixture)
                 .map(|l| format!("{} ({})", l.number, l.name))
                 .collect();
             format!(
@@ -152,5 +157,6 @@ mod tests {
             err.contains("no lesson 99") && err.contains("1 (hello)"),
             "{err}"
         );
+        assert!(!err.contains("hostile"), "fixtures are not lessons: {err}");
     }
 }
