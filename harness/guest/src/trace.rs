@@ -140,7 +140,10 @@ mod tests {
         let pipe_text: &[u8] = b"first\n\xff\xfe\xc3( bad bytes\r\nstill read\n";
         pipe.pump(pipe_text, EventSink::new(Box::new(channel.clone())));
         let seen = pipe.seen.lock().unwrap().clone();
-        assert_eq!(seen, ["first", "\u{fffd}\u{fffd}\u{fffd}( bad bytes", "still read"]);
+        assert_eq!(
+            seen,
+            ["first", "\u{fffd}\u{fffd}\u{fffd}( bad bytes", "still read"]
+        );
         let sent = String::from_utf8(channel.0.lock().unwrap().clone()).unwrap();
         let traces: Vec<Event> = sent.lines().filter_map(Event::from_line).collect();
         assert_eq!(traces.len(), 3, "{sent}");

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn line_by_line_keeps_the_lines() {
-        assert_eq!(visible_lines("0: r1 = 0\n\x1b[2Jgone\n"), "0: r1 = 0\n^[[2Jgone\n");
+        assert_eq!(
+            visible_lines("0: r1 = 0\n\x1b[2Jgone\n"),
+            "0: r1 = 0\n^[[2Jgone\n"
+        );
     }
 
     #[test]

@@ -417,7 +417,11 @@ impl Collector {
     /// A lesson whose result is contested has failed, whatever it reported.
     fn reject(&mut self, violation: &Violation) {
         let contested = violation.contested_lesson();
-        if let Some(r) = self.results.iter_mut().find(|r| Some(r.number) == contested) {
+        if let Some(r) = self
+            .results
+            .iter_mut()
+            .find(|r| Some(r.number) == contested)
+        {
             if !matches!(r.outcome, Outcome::Failed(_)) {
                 r.outcome = Outcome::Failed(violation.to_string());
             }

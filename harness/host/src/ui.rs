@@ -76,7 +76,10 @@ fn gutter() -> String {
 /// bpflab chose; each further one (a verifier log has many) sits behind the gutter.
 fn guest_block(head: &str, text: &str, paint: fn(&str) -> String) -> String {
     let mut lines = text.trim_end_matches('\n').split('\n');
-    let mut out = format!("{head}{}", paint(&visible(lines.next().unwrap_or_default())));
+    let mut out = format!(
+        "{head}{}",
+        paint(&visible(lines.next().unwrap_or_default()))
+    );
     for line in lines {
         out.push('\n');
         out.push_str(&gutter());
@@ -220,7 +223,10 @@ impl LiveView {
 pub fn outcome_line(lesson: u32, outcome: &Outcome, secs: Option<f64>) -> String {
     let took = secs.map(|s| format!(" ({s:.2}s)")).unwrap_or_default();
     let head = match outcome {
-        Outcome::Passed(_) => format!("{} lesson {lesson} passed{took}: ", style("✔").green().bold()),
+        Outcome::Passed(_) => format!(
+            "{} lesson {lesson} passed{took}: ",
+            style("✔").green().bold()
+        ),
         Outcome::Failed(_) => format!("{} lesson {lesson} failed{took}: ", style("✘").red().bold()),
         Outcome::Unsupported(_) => format!(
             "{} lesson {lesson} unsupported on this kernel{took}: ",

@@ -41,17 +41,26 @@ fn check_the_terminal(arch: &str) {
     let show = || stdout.chars().take(20_000).collect::<String>();
 
     // The terminal commands are there to read, not obeyed.
-    assert!(stdout.contains("^[]0;bpflab was here^Gwindow title"), "{}", show());
+    assert!(
+        stdout.contains("^[]0;bpflab was here^Gwindow title"),
+        "{}",
+        show()
+    );
     assert!(stdout.contains("^[[2J^[[Hscreen cleared"), "{}", show());
     // The fake status line came through the trace, the output, a note and the console,
     // and every time it sits behind the guest's margin.
     let fakes: Vec<&&str> = lines.iter().filter(|l| l.contains(FORGED)).collect();
     assert!(fakes.len() >= 4, "{fakes:#?}");
     for line in &fakes {
-        assert!(line.starts_with("│ "), "a guest line without the margin: {line}");
+        assert!(
+            line.starts_with("│ "),
+            "a guest line without the margin: {line}"
+        );
     }
     assert!(
-        lines.iter().any(|l| *l == format!("│ ✔ lesson 1 passed (0.01s): {FORGED}")),
+        lines
+            .iter()
+            .any(|l| *l == format!("│ ✔ lesson 1 passed (0.01s): {FORGED}")),
         "{}",
         show()
     );

@@ -319,7 +319,11 @@ mod tests {
         };
         let line = event.to_line();
         assert!(line.len() <= MAX_LINE, "{}", line.len());
-        assert!(line.len() > MAX_LINE - 100, "cut more than needed: {}", line.len());
+        assert!(
+            line.len() > MAX_LINE - 100,
+            "cut more than needed: {}",
+            line.len()
+        );
         let Some(Event::LessonEnd { outcome, .. }) = Event::from_line(&line) else {
             panic!("the shortened line is not an event: {line:.200}");
         };

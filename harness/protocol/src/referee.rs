@@ -92,7 +92,10 @@ impl fmt::Display for Violation {
             Violation::StartOutOfPlan {
                 lesson,
                 expected: Some(next),
-            } => write!(f, "lesson {lesson} claimed to start, but lesson {next} is next"),
+            } => write!(
+                f,
+                "lesson {lesson} claimed to start, but lesson {next} is next"
+            ),
             Violation::StartOutOfPlan {
                 lesson,
                 expected: None,
@@ -326,7 +329,10 @@ mod tests {
         referee.take(end(2, pass()));
         assert_eq!(
             referee.take(Event::ShellStart),
-            [Ruling::Accept(end(2, pass())), Ruling::Accept(Event::ShellStart)]
+            [
+                Ruling::Accept(end(2, pass())),
+                Ruling::Accept(Event::ShellStart)
+            ]
         );
     }
 

@@ -42,10 +42,14 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
         format!("hostile\n{fake_status}").as_bytes(),
         invalid_utf8,
     ] {
-        marker.write_all(message).context("writing to trace_marker")?;
+        marker
+            .write_all(message)
+            .context("writing to trace_marker")?;
     }
     // One write: the kernel keeps what fits in a trace entry and drops the rest.
-    let kept = marker.write(&long_line).context("writing to trace_marker")?;
+    let kept = marker
+        .write(&long_line)
+        .context("writing to trace_marker")?;
     lab.note(format!(
         "trace_marker took {kept} of {} bytes in one write",
         long_line.len()
@@ -58,7 +62,9 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     console_text.extend_from_slice(b"\n\x1b]0;console title\x07\x1b[2Jconsole cleared\n");
     let hidden = forged_end(NUMBER);
     console_text.extend_from_slice(format!("hostile: {}", hidden.to_line()).as_bytes());
-    console.write_all(&console_text).context("writing to the console")?;
+    console
+        .write_all(&console_text)
+        .context("writing to the console")?;
     drop(console);
 
     // As its own output and notes, which bpflab shows as the lesson's.
