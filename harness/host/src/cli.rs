@@ -8,14 +8,15 @@ use clap::{Parser, Subcommand};
 
 use bpflab_protocol::Fault;
 
-use crate::accel::AccelRequest;
 use crate::arch::Arch;
-use crate::catalog::Catalog;
 use crate::config::{self, Config};
+use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelSpec};
-use crate::qemu::Machine;
+use crate::report::view;
 use crate::run::{self, RunRequest};
-use crate::{lessons, matrix, ui};
+use crate::vm::accel::AccelRequest;
+use crate::vm::qemu::Machine;
+use crate::{lessons, report::matrix, term};
 
 /// Learn and test eBPF by running it: each lesson boots a small Linux kernel in QEMU,
 /// loads its eBPF program there and shows you the output live — no root, no risk to
@@ -119,7 +120,7 @@ enum KernelsAction {
         /// What the kernel is for: `minimal` has only what the lessons need; `peers` can
         /// also be booted by vmtest and virtme-ng, for `bpflab bench --peers`.
         #[arg(long, value_enum, default_value = "minimal")]
-        flavour: crate::kernel_build::Flavour,
+        flavour: crate::kernel::build::Flavour,
         /// Architecture to build for (arm64 is cross-compiled on x86-64 hosts).
         #[arg(long, value_parser = parse_arch, default_value = default_arch())]
         arch: Arch,
@@ -216,7 +217,7 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
 }
 
 fn parse_memory(s: &str) -> Result<u32, String> {
-    let min = crate::qemu::MIN_MEMORY_MIB;
+    let min = crate::vm::qemu::MIN_MEMORY_MIB;
     whole_number(s).filter(|mib| *mib >= min).ok_or_else(|| {
         format!("give at least {min} MiB: with less, guest kernels run out of memory during the lessons")
     })
@@ -326,11 +327,11 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
         refresh_kernel: args.refresh_kernel,
         fault: args.inject_fault,
     };
-    let mut view = ui::LiveView::new(args.verbose, args.shell);
+    let mut view = view::LiveView::new(args.verbose, args.shell);
     let result = run::run(&request, &mut |p| view.show(p));
     view.finish();
     let result = result?;
-    ui::explain_end(&result);
+    view::explain_end(&result);
     for lesson in &result.lessons {
         // Lessons that ended in the guest were already shown live; the others get their
         // outcome here.
@@ -339,11 +340,14 @@ fn lesson(args: LessonArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|e| matches!(e, bpflab_protocol::Event::LessonEnd { .. }))
         {
-            println!("{}", ui::outcome_line(lesson.number, &lesson.outcome, None));
+            println!(
+                "{}",
+                view::outcome_line(lesson.number, &lesson.outcome, None)
+            );
         }
     }
     if args.timings {
-        ui::print_timings(&result.timings);
+        view::print_timings(&result.timings);
     }
     Ok(if result.all_passed() {
         ExitCode::SUCCESS
@@ -384,7 +388,7 @@ fn update_kernels(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
     };
     let changes = kernel::update_lock(&catalog, &config, &arches)?;
     if changes.is_empty() {
-        ui::status("images/kernels.lock already pins the newest packages");
+        term::status("images/kernels.lock already pins the newest packages");
     }
     for change in changes {
         println!("{change}");
@@ -394,16 +398,16 @@ fn update_kernels(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
 
 fn build_kernel(
     series: &str,
-    flavour: crate::kernel_build::Flavour,
+    flavour: crate::kernel::build::Flavour,
     arch: Arch,
     jobs: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
     let jobs = jobs.unwrap_or_else(config::cpus);
-    let image = crate::kernel_build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
+    let image = crate::kernel::build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
     println!("{}", image.image.display());
-    ui::status(format!(
+    term::status(format!(
         "boot it with: cargo run -- lesson 1 --kernel {}",
         image.series
     ));
@@ -435,8 +439,8 @@ fn list_kernels() -> anyhow::Result<ExitCode> {
             if let Some(pkg) = kernel::cached(&config, &k.series, arch) {
                 cached.push(pkg);
             }
-            for flavour in crate::kernel_build::Flavour::ALL {
-                let built = crate::kernel_build::built_dir(&config, &k.series, flavour, arch);
+            for flavour in crate::kernel::build::Flavour::ALL {
+                let built = crate::kernel::build::built_dir(&config, &k.series, flavour, arch);
                 if built.join("vmlinuz").is_file() {
                     cached.push(format!("{} (built)", flavour.kernel_name(&k.series)));
                 }
@@ -498,7 +502,7 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
     };
     let cells = request.kernels.len() * request.arches.len();
-    ui::status(format!(
+    term::status(format!(
         "matrix: lessons {:?} on {} kernel(s) × {} arch(es), {jobs} VM(s) at a time",
         request.lessons,
         request.kernels.len(),
@@ -538,7 +542,7 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     crate::interrupt::check()?;
     println!("\n{}", report.markdown());
     report.write(&args.report_dir)?;
-    ui::status(format!(
+    term::status(format!(
         "matrix done in {:.0}s; report: {}/matrix.md and matrix.json",
         started.elapsed().as_secs_f64(),
         args.report_dir.display()
@@ -591,12 +595,12 @@ fn bench(
     request.kernel = kernel.as_deref().map(KernelSpec::parse);
     request.arch = arch;
     request.accel = accel;
-    ui::status("warming up (fetches and builds whatever is not cached yet)");
+    term::status("warming up (fetches and builds whatever is not cached yet)");
     let (_, first) = crate::bench::sample(&request)?;
     let mut warm = Vec::new();
     for i in 0..runs {
         crate::interrupt::check()?;
-        ui::status(format!("warm run {}/{runs}", i + 1));
+        term::status(format!("warm run {}/{runs}", i + 1));
         warm.push(crate::bench::sample(&request)?.0);
     }
     let cold = match cold {
@@ -604,7 +608,7 @@ fn bench(
         true => {
             // An empty cache of its own, and no compiled lessons: the first run of a new user
             // (minus building the agent, which cargo caches in target/).
-            ui::status("cold run: empty kernel cache, lessons recompiled");
+            term::status("cold run: empty kernel cache, lessons recompiled");
             let scratch = tempfile::tempdir()?;
             let _ = std::fs::remove_dir_all(config::work_dir().join("bpf"));
             let mut cold = request.clone();
@@ -627,7 +631,7 @@ fn bench(
     let path = config::work_dir().join("bench.json");
     std::fs::create_dir_all(config::work_dir())?;
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    ui::status(format!("figures written to {}", path.display()));
+    term::status(format!("figures written to {}", path.display()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -638,8 +642,8 @@ fn bench_peers(
     rounds: usize,
     accel: AccelRequest,
 ) -> anyhow::Result<()> {
-    use crate::kernel_build::Flavour;
-    use crate::peers;
+    use crate::bench::peers;
+    use crate::kernel::build::Flavour;
     anyhow::ensure!(
         arch == Arch::X86_64,
         "--peers compares on x86-64 guests only (the peers' arm64 support needs other kernels)"
@@ -656,7 +660,7 @@ fn bench_peers(
                     .unwrap_or_else(|| name.clone()),
                 _ => catalog.default.clone(),
             };
-            let built = crate::kernel_build::obtain(
+            let built = crate::kernel::build::obtain(
                 &config,
                 &catalog,
                 &series,
@@ -668,11 +672,11 @@ fn bench_peers(
             built.image.with_file_name("vmlinuz")
         }
     };
-    let accel = crate::accel::choose(accel, arch)?.accel;
+    let accel = crate::vm::accel::choose(accel, arch)?.accel;
     let report = peers::compare(&image, accel, rounds)?;
     println!("{}", peers::table(&report));
     let path = config::work_dir().join("bench-peers.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    ui::status(format!("figures written to {}", path.display()));
+    term::status(format!("figures written to {}", path.display()));
     Ok(())
 }

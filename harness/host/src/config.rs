@@ -99,7 +99,7 @@ fn note_ignored_xdg_cache_home(used: &Path) {
         return;
     }
     ONCE.call_once(|| {
-        crate::ui::status(format!(
+        crate::term::status(format!(
             "XDG_CACHE_HOME is `{}`, a relative path, which the XDG spec says to ignore: \
              using {}",
             Path::new(&xdg).display(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use sha2::{Digest, Sha256};
 
-use crate::ui;
+use crate::term;
 
 /// What a download must turn out to be.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl Limit {
             Limit::Listed(n) => anyhow::anyhow!(
                 "downloading {url}: the mirror sent more than the {n} bytes the index lists; \
                  nothing was kept. If this repeats, the mirror is broken: choose another with {}",
-                crate::debian::mirror::MIRROR_ENV
+                crate::kernel::debian::mirror::MIRROR_ENV
             ),
             Limit::Cap(n) => anyhow::anyhow!(
                 "downloading {url}: the server sent more than {}, far more than such a file \
@@ -133,7 +133,7 @@ fn download_within(
     if announced.is_some_and(|n| n > limit.bytes()) {
         return Err(limit.exceeded(url));
     }
-    let bar = ui::byte_progress(label, expected.map(|e| e.size).or(announced));
+    let bar = term::byte_progress(label, expected.map(|e| e.size).or(announced));
     // A temporary file in the destination directory: removed if anything below fails,
     // renamed into place (atomically) if everything succeeds.
     let mut partial = tempfile::Builder::new()
@@ -179,7 +179,7 @@ fn download_within(
                  nothing was kept. If this repeats, the mirror is broken: choose another with \
                  {}",
                 exp.sha256,
-                crate::debian::mirror::MIRROR_ENV
+                crate::kernel::debian::mirror::MIRROR_ENV
             );
         }
     }
@@ -262,29 +262,6 @@ fn body_error(
     crate::interrupt::or_interrupted(error)
 }
 
-/// SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// SHA-256 of bytes, lowercase hex.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
     match e {
         ureq::Error::StatusCode(404) => anyhow::Error::new(NotOnMirror(url.to_string())),
@@ -300,6 +277,7 @@ fn describe_http_error(url: &str, e: ureq::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::sha256_bytes;
 
     use std::io::{BufRead, BufReader};
     use std::net::{TcpListener, TcpStream};
@@ -509,17 +487,5 @@ mod tests {
             .unwrap();
         let err = fetch_text(&agent(), &format!("http://{closed}/InRelease")).unwrap_err();
         assert!(err.to_string().contains("unreachable"), "{err}");
-    }
-
-    #[test]
-    fn hashes_match_known_values() {
-        assert_eq!(
-            sha256_bytes(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("f");
-        std::fs::write(&f, b"abc").unwrap();
-        assert_eq!(sha256_file(&f).unwrap(), sha256_bytes(b"abc"));
     }
 }

@@ -1,38 +1,40 @@
 //! bpflab: run eBPF lessons inside QEMU guests, on any kernel, without root.
 //!
-//! The pipeline, one module per stage: [`catalog`] → [`kernel`] (via [`debian`] and
-//! [`fetch`]) → [`agent_build`] and [`bpf_build`] → [`initramfs`] → [`qemu`] / [`vm`] →
-//! events ([`bpflab_protocol`]) → [`ui`] or [`normalize`] for snapshots. [`run`] wires
-//! them together.
+//! The pipeline, one folder per stage:
+//!
+//! - [`kernel`]: which kernel to boot ([`kernel::catalog`], pinned in [`kernel::pins`]),
+//!   obtained from Debian's archive ([`kernel::debian`]) or built from source
+//!   ([`kernel::build`]), and checked ([`kernel::check`]);
+//! - [`image`]: what the guest runs: the agent ([`image::agent`]), the lessons' BPF objects
+//!   ([`image::bpf`]), packed into an initramfs ([`image::initramfs`]);
+//! - [`vm`]: QEMU's command line ([`vm::qemu`]), the accelerator ([`vm::accel`]) and the
+//!   running guest, whose events ([`bpflab_protocol`]) come back line by line;
+//! - [`report`]: the live view ([`report::view`]), snapshots ([`report::normalize`]) and
+//!   the kernel matrix ([`report::matrix`]);
+//! - [`bench`]: where the time goes, and side by side with other tools.
+//!
+//! [`run`] wires one lesson run through the stages; [`cli`] parses the command line.
+//! Leaves that import nothing of bpflab: [`term`] (status lines, progress), [`digest`],
+//! [`file_lock`], [`fetch`] (downloads), [`openpgp`], [`sandbox`], [`guest_text`],
+//! [`interrupt`], [`tools`], [`arch`], [`config`].
 #![deny(missing_docs)]
 
-pub mod accel;
-pub mod agent_build;
 pub mod arch;
 pub mod bench;
-pub mod bpf_build;
-pub mod cache_lock;
-pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod debian;
+pub mod digest;
 pub mod fetch;
+pub mod file_lock;
 pub mod guest_text;
-pub mod guest_tools;
-pub mod initramfs;
+pub mod image;
 pub mod interrupt;
 pub mod kernel;
-pub mod kernel_build;
-pub mod kernel_check;
 pub mod lessons;
-pub mod lock;
-pub mod matrix;
-pub mod normalize;
 pub mod openpgp;
-pub mod peers;
-pub mod qemu;
+pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod term;
 pub mod tools;
-pub mod ui;
 pub mod vm;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{} {e:#}", console::style("error:").red().bold());
-            if let Some(hint) = bpflab::ui::hint(&e) {
+            if let Some(hint) = bpflab::term::hint(&e) {
                 eprintln!("{} {hint}", console::style("hint:").yellow().bold());
             }
             ExitCode::FAILURE

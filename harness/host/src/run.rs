@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bpflab_protocol::{Event, Fault, LessonPlan, Outcome, Plan, Referee, Ruling, Violation};
 
-use crate::accel::{self, AccelChoice, AccelRequest};
 use crate::arch::Arch;
-use crate::catalog::Catalog;
 use crate::config::{self, Config};
+use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelImage, KernelSpec};
 use crate::lessons::{self, Lesson};
-use crate::qemu::{Machine, QemuConfig};
+use crate::vm::accel::{self, AccelChoice, AccelRequest};
+use crate::vm::qemu::{Machine, QemuConfig};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{agent_build, bpf_build, guest_tools, initramfs, interrupt, tools};
+use crate::{image::agent, image::bpf, image::guest_tools, image::initramfs, interrupt, tools};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -211,7 +211,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     if let Some(config_path) = &kernel.config {
         let config_text = std::fs::read_to_string(config_path)
             .with_context(|| format!("reading the kernel's config {}", config_path.display()))?;
-        let lacking = crate::kernel_check::missing(&config_text, request.arch);
+        let lacking = crate::kernel::check::missing(&config_text, request.arch);
         if !lacking.is_empty() {
             anyhow::bail!(
                 "kernel {} lacks what the lessons need: {}. Pick another kernel (`bpflab kernels`) \
@@ -225,12 +225,12 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
 
     // Stage: build the agent and the lessons' objects.
     let t = Instant::now();
-    let agent = agent_build::build_agent(&root, request.arch)?;
+    let agent = agent::build_agent(&root, request.arch)?;
     interrupt::check()?;
     let work = config::work_dir();
     let mut objects = Vec::new();
     for (lesson, _) in &selected {
-        objects.push(bpf_build::compile_lesson(
+        objects.push(bpf::compile_lesson(
             lesson,
             request.arch,
             &work.join("bpf"),

@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn id_maps_are_written_without_allocating() {
         assert_eq!(id_map(0).as_bytes_prefix(), b"0 0 1");
-        assert_eq!(id_map(4_294_967_295).as_bytes_prefix(), b"4294967295 4294967295 1");
+        assert_eq!(
+            id_map(4_294_967_295).as_bytes_prefix(),
+            b"4294967295 4294967295 1"
+        );
     }
 
     /// A confined command sees no network device but a loopback of its own, and is not
@@ -176,11 +179,18 @@ mod tests {
         let sandbox = Sandbox::for_builds();
         let mut cmd = Command::new("sh");
         // /proc/net is the calling process's network namespace (/sys/class/net is not).
-        cmd.args(["-c", "id -u; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"]);
+        cmd.args([
+            "-c",
+            "id -u; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        ]);
         sandbox.confine(&mut cmd);
         let output = cmd.output().expect("runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let mut lines = stdout.lines();
         let uid: u32 = lines.next().unwrap().parse().unwrap();
         assert_ne!(uid, 0, "builds never run as root");

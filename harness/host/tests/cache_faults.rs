@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bpflab::arch::Arch;
-use bpflab::debian::mirror::Mirrors;
+use bpflab::kernel::debian::mirror::Mirrors;
 
 /// How the proxy passes `.deb` files on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +313,9 @@ fn two_runs_at_once_share_one_download() {
         assert!(output.status.success(), "{all}");
     }
     assert_eq!(all.matches("downloaded kernel 6.1").count(), 1, "{all}");
-    let waited = regex::Regex::new(r"waiting for another bpflab \(pid \d+\) to finish fetching kernel 6\.1").unwrap();
+    let waited =
+        regex::Regex::new(r"waiting for another bpflab \(pid \d+\) to finish fetching kernel 6\.1")
+            .unwrap();
     assert!(waited.is_match(&all), "{all}");
     assert_eq!(leftovers(cache.path()), Vec::<PathBuf>::new());
 }

@@ -60,7 +60,7 @@ fn a_timeout_of_zero_or_beyond_a_day_is_refused_with_the_range() {
 
 #[test]
 fn guest_memory_below_the_minimum_is_refused_and_help_says_the_minimum() {
-    let min = bpflab::qemu::MIN_MEMORY_MIB;
+    let min = bpflab::vm::qemu::MIN_MEMORY_MIB;
     for args in ["lesson 1 --memory 0", "lesson 1 --memory 16"] {
         let error = refused(args);
         assert!(

@@ -67,8 +67,10 @@ fn a_kernel_without_kprobes_is_refused_before_booting() {
     let kernel = bpflab::kernel::obtain(
         &bpflab::kernel::KernelSpec::Series("6.1".into()),
         bpflab::arch::Arch::host().unwrap(),
-        &bpflab::catalog::Catalog::load(&bpflab::config::source_root().join("images/catalog.toml"))
-            .unwrap(),
+        &bpflab::kernel::catalog::Catalog::load(
+            &bpflab::config::source_root().join("images/catalog.toml"),
+        )
+        .unwrap(),
         &bpflab::config::Config::load().unwrap(),
         false,
     )

@@ -1,6 +1,6 @@
 //! Every lesson, run for real: a real kernel booted in QEMU, real eBPF loaded by the
 //! guest agent. One boot per (kernel, arch) cell runs all the lessons, as the matrix
-//! does. Each lesson's output is normalised (`bpflab::normalize`) and compared with its
+//! does. Each lesson's output is normalised (`bpflab::report::normalize`) and compared with its
 //! snapshot, named after what the output legitimately depends on (`snapshot` in the
 //! lesson's `lesson.toml`). Accept an intended change with `cargo insta review`.
 //!
@@ -13,9 +13,10 @@ use std::time::Duration;
 use bpflab::arch::Arch;
 use bpflab::kernel::KernelSpec;
 use bpflab::lessons::{self, Lesson};
+use bpflab::report::normalize;
+use bpflab::report::view;
 use bpflab::run::{self, LessonResult, RunRequest, RunResult};
 use bpflab::vm::VmEnd;
-use bpflab::{normalize, ui};
 use bpflab_protocol::{Event, Outcome};
 
 /// Every lesson, mistakes included.
@@ -57,7 +58,7 @@ fn run_cell(series: &str, arch: Arch) -> RunResult {
     request.timeout = Some(Duration::from_secs(600));
     let result = run::run(&request, &mut |_| {}).expect("the run could not start");
     if result.vm.end != VmEnd::Finished {
-        ui::explain_end(&result);
+        view::explain_end(&result);
         panic!(
             "{series} {arch}: the VM did not finish: {:?}",
             result.vm.end

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use bpflab::debian::mirror::Mirrors;
+use bpflab::kernel::debian::mirror::Mirrors;
 
 /// What the proxy forges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,10 @@ impl Proxy {
             .env("PATH", path)
             .env_remove("BPFLAB_DEBIAN_KEYRING")
             .env_remove("BPFLAB_INSECURE_SKIP_SIGNATURES")
-            .env("BPFLAB_DEBIAN_MIRROR", format!("http://127.0.0.1:{}/archive", self.port))
+            .env(
+                "BPFLAB_DEBIAN_MIRROR",
+                format!("http://127.0.0.1:{}/archive", self.port),
+            )
             .env(
                 "BPFLAB_DEBIAN_SECURITY_MIRROR",
                 format!("http://127.0.0.1:{}/security", self.port),
@@ -119,7 +122,10 @@ fn serve(
         }
     }
     let mut parts = request.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or(""));
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or(""),
+    );
     seen.lock().unwrap().push(format!("{method} {path}"));
     let mut out = stream;
     let reply = |out: &mut TcpStream, status: &str, body: &[u8]| -> std::io::Result<()> {
@@ -139,7 +145,10 @@ fn serve(
     if path.ends_with("Packages.xz") && attack == Attack::AppendAfterSignature {
         return reply(&mut out, "200 OK", FORGED_PACKAGES);
     }
-    let upstream = match (path.strip_prefix("/archive/"), path.strip_prefix("/security/")) {
+    let upstream = match (
+        path.strip_prefix("/archive/"),
+        path.strip_prefix("/security/"),
+    ) {
         (Some(rest), _) => format!("{}/{rest}", mirrors.archive),
         (_, Some(rest)) => format!("{}/{rest}", mirrors.security.as_deref().unwrap_or("")),
         _ => return reply(&mut out, "404 Not Found", b""),
@@ -169,7 +178,7 @@ fn forge_inrelease(real: &[u8], attack: Attack) -> Vec<u8> {
     let text = String::from_utf8_lossy(real).into_owned();
     match attack {
         Attack::AppendAfterSignature => {
-            let sha = bpflab::fetch::sha256_bytes(FORGED_PACKAGES);
+            let sha = bpflab::digest::sha256_bytes(FORGED_PACKAGES);
             let size = FORGED_PACKAGES.len();
             format!(
                 "{text}SHA256:\n {sha} {size} main/binary-amd64/Packages.xz\n \
@@ -179,7 +188,10 @@ fn forge_inrelease(real: &[u8], attack: Attack) -> Vec<u8> {
         }
         Attack::StripSignature => {
             let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or(&text);
-            let body = body.split("-----BEGIN PGP SIGNATURE-----").next().unwrap_or(body);
+            let body = body
+                .split("-----BEGIN PGP SIGNATURE-----")
+                .next()
+                .unwrap_or(body);
             body.as_bytes().to_vec()
         }
         _ => real.to_vec(),
@@ -197,8 +209,16 @@ fn a_section_appended_after_the_inrelease_signature_is_never_read() {
     let proxy = Proxy::start(Attack::AppendAfterSignature);
     let (output, stderr) = proxy.bpflab(&["lesson", "1", "--kernel", "5.10", "--refresh-kernel"]);
     assert_refused(&output, &stderr, "InRelease is refused");
-    assert!(!proxy.requested("/InRelease").is_empty(), "{:?}", proxy.requested(""));
-    assert_eq!(proxy.requested("Packages"), Vec::<String>::new(), "the forged index was fetched");
+    assert!(
+        !proxy.requested("/InRelease").is_empty(),
+        "{:?}",
+        proxy.requested("")
+    );
+    assert_eq!(
+        proxy.requested("Packages"),
+        Vec::<String>::new(),
+        "the forged index was fetched"
+    );
     assert_eq!(proxy.requested(".deb"), Vec::<String>::new());
 }
 
@@ -216,8 +236,17 @@ fn a_pinned_kernel_that_fails_its_hash_is_never_replaced() {
     let (output, stderr) = proxy.bpflab(&["lesson", "1", "--kernel", "6.1"]);
     assert_refused(&output, &stderr, "SHA-256 mismatch");
     assert!(stderr.contains("no other package was tried"), "{stderr}");
-    assert_eq!(proxy.requested(".deb").len(), 1, "{:?}", proxy.requested(""));
-    assert_eq!(proxy.requested("InRelease"), Vec::<String>::new(), "no other package was sought");
+    assert_eq!(
+        proxy.requested(".deb").len(),
+        1,
+        "{:?}",
+        proxy.requested("")
+    );
+    assert_eq!(
+        proxy.requested("InRelease"),
+        Vec::<String>::new(),
+        "no other package was sought"
+    );
 }
 
 #[test]
@@ -225,8 +254,15 @@ fn a_pinned_kernel_missing_from_the_mirror_is_never_replaced() {
     let proxy = Proxy::start(Attack::HideDebs);
     let (output, stderr) = proxy.bpflab(&["lesson", "1", "--kernel", "6.1"]);
     assert_refused(&output, &stderr, "not found on the mirror");
-    assert!(stderr.contains("kernels update"), "says how to move on: {stderr}");
-    assert_eq!(proxy.requested("InRelease"), Vec::<String>::new(), "no other package was sought");
+    assert!(
+        stderr.contains("kernels update"),
+        "says how to move on: {stderr}"
+    );
+    assert_eq!(
+        proxy.requested("InRelease"),
+        Vec::<String>::new(),
+        "no other package was sought"
+    );
 }
 
 #[test]
@@ -234,5 +270,10 @@ fn a_package_that_fails_its_signed_hash_ends_the_search() {
     let proxy = Proxy::start(Attack::CorruptDebs);
     let (output, stderr) = proxy.bpflab(&["lesson", "1", "--kernel", "6.1", "--refresh-kernel"]);
     assert_refused(&output, &stderr, "no other package was tried");
-    assert_eq!(proxy.requested(".deb").len(), 1, "{:?}", proxy.requested(".deb"));
+    assert_eq!(
+        proxy.requested(".deb").len(),
+        1,
+        "{:?}",
+        proxy.requested(".deb")
+    );
 }

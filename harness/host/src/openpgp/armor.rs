@@ -43,7 +43,10 @@ pub(super) fn parse_cleartext(input: &str) -> Result<Cleartext, String> {
         let line = match line.strip_prefix("- ") {
             Some(unescaped) => unescaped,
             None if line.starts_with('-') => {
-                return Err(format!("a line that is not dash-escaped: `{}`", visible(line)))
+                return Err(format!(
+                    "a line that is not dash-escaped: `{}`",
+                    visible(line)
+                ))
             }
             None => line,
         };
@@ -127,7 +130,6 @@ fn crc24(bytes: &[u8]) -> u32 {
     crc & 0x00FF_FFFF
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,7 +142,9 @@ mod tests {
         assert_eq!(parsed.text, "-- a\nb\n");
         assert_eq!(parsed.signed, b"-- a\r\nb");
         let unescaped = message.replace("- -- a", "-- a");
-        assert!(parse_cleartext(&unescaped).unwrap_err().contains("not dash-escaped"));
+        assert!(parse_cleartext(&unescaped)
+            .unwrap_err()
+            .contains("not dash-escaped"));
     }
 
     #[test]

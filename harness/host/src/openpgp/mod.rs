@@ -131,7 +131,10 @@ impl Keyring {
                 });
             }
         }
-        anyhow::ensure!(self.keys.len() > before, "{origin} holds no RSA OpenPGP key");
+        anyhow::ensure!(
+            self.keys.len() > before,
+            "{origin} holds no RSA OpenPGP key"
+        );
         Ok(())
     }
 
@@ -152,11 +155,19 @@ impl Keyring {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (mut signers, mut expired) = (Vec::new(), Vec::new());
         for signature in &signatures {
-            for key in self.keys.iter().filter(|k| signature.issued_by(&k.fingerprint)) {
+            for key in self
+                .keys
+                .iter()
+                .filter(|k| signature.issued_by(&k.fingerprint))
+            {
                 if !signature.verifies(&message.signed, &key.rsa) {
                     continue;
                 }
-                let names = if now >= key.expires { &mut expired } else { &mut signers };
+                let names = if now >= key.expires {
+                    &mut expired
+                } else {
+                    &mut signers
+                };
                 if !names.contains(&key.name) {
                     names.push(key.name.clone());
                 }
@@ -184,7 +195,6 @@ pub(crate) fn visible(line: &str) -> String {
     shown.escape_debug().to_string()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,9 +205,15 @@ mod tests {
         let signed = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSuite: x\n\
                       -----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----\n";
         for (forged, why) in [
-            (format!("{signed}SHA256:\n forged\n"), "data after the signature"),
+            (
+                format!("{signed}SHA256:\n forged\n"),
+                "data after the signature",
+            ),
             (format!("Suite: y\n{signed}"), "does not start with"),
-            ("Suite: stable\nSHA256:\n".to_string(), "does not start with"),
+            (
+                "Suite: stable\nSHA256:\n".to_string(),
+                "does not start with",
+            ),
         ] {
             match ring.verify(&forged, SystemTime::now()) {
                 Err(Refusal::Malformed(reason)) => assert!(reason.contains(why), "{reason}"),

@@ -15,9 +15,10 @@ fn packets(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
         let (tag, len, rest) = if first & 0x40 != 0 {
             let (len, rest) = match rest {
                 [o1 @ 0..=191, rest @ ..] => (usize::from(*o1), rest),
-                [o1 @ 192..=223, o2, rest @ ..] => {
-                    ((usize::from(*o1) - 192) * 256 + usize::from(*o2) + 192, rest)
-                }
+                [o1 @ 192..=223, o2, rest @ ..] => (
+                    (usize::from(*o1) - 192) * 256 + usize::from(*o2) + 192,
+                    rest,
+                ),
                 [255, a, b, c, d, rest @ ..] => {
                     (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest)
                 }
@@ -170,10 +171,12 @@ fn parse_signature(body: &[u8]) -> Result<Option<Signature>, String> {
     for area in [hashed_area, unhashed_area] {
         for (kind, data) in subpackets(area)? {
             match (kind & 0x7f, data) {
-                (16, id) if id.len() == 8 => signature.issuer_ids.push(id.try_into().unwrap_or_default()),
-                (33, [4, fpr @ ..]) if fpr.len() == 20 => {
-                    signature.issuer_fingerprints.push(fpr.try_into().unwrap_or_default())
+                (16, id) if id.len() == 8 => {
+                    signature.issuer_ids.push(id.try_into().unwrap_or_default())
                 }
+                (33, [4, fpr @ ..]) if fpr.len() == 20 => signature
+                    .issuer_fingerprints
+                    .push(fpr.try_into().unwrap_or_default()),
                 _ => {}
             }
         }
@@ -187,9 +190,10 @@ fn subpackets(mut area: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
     while let Some((&first, rest)) = area.split_first() {
         let (len, rest) = match (first, rest) {
             (0..=191, rest) => (usize::from(first), rest),
-            (192..=254, [second, rest @ ..]) => {
-                ((usize::from(first) - 192) * 256 + usize::from(*second) + 192, rest)
-            }
+            (192..=254, [second, rest @ ..]) => (
+                (usize::from(first) - 192) * 256 + usize::from(*second) + 192,
+                rest,
+            ),
             (255, [a, b, c, d, rest @ ..]) => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
             _ => return Err("a signature subpacket is cut short".into()),
         };
@@ -241,4 +245,3 @@ fn digest<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
     }
     hasher.finalize().to_vec()
 }
-

@@ -14,8 +14,8 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
-use crate::accel::Accel;
-use crate::{tools, ui};
+use crate::vm::accel::Accel;
+use crate::{term, tools};
 
 /// A program timed against bpflab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,7 +154,7 @@ pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<Peer
             .args(["--accel", &accel.to_string().to_lowercase()]);
         cmd
     };
-    ui::status(format!(
+    term::status(format!(
         "side by side on {}: a first untimed round",
         image.display()
     ));
@@ -169,7 +169,7 @@ pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<Peer
         match outcome {
             Ok(_) => usable.push(peer),
             Err(e) => {
-                ui::status(format!("{} will not be compared: {e:#}", peer.name()));
+                term::status(format!("{} will not be compared: {e:#}", peer.name()));
                 skipped.push((peer.name().to_string(), format!("{e:#}")));
             }
         }
@@ -181,7 +181,7 @@ pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<Peer
         rounds: Vec::new(),
     };
     for n in 0..rounds {
-        ui::status(format!("side by side, round {}/{rounds}", n + 1));
+        term::status(format!("side by side, round {}/{rounds}", n + 1));
         let bpflab = time(bpflab(), "bpflab lesson 1")?;
         let mut peers = Vec::new();
         for peer in Peer::ALL {

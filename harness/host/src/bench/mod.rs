@@ -5,6 +5,8 @@
 //! reported once. The machine may be noisy: read medians, and compare runs made side by
 //! side, not absolute numbers from different days.
 
+pub mod peers;
+
 use std::time::Duration;
 
 use serde::Serialize;

@@ -31,7 +31,7 @@ pub struct Release {
 
 impl Release {
     /// Parses the signed text of an `InRelease` (never the raw file: see
-    /// [`crate::debian::signature::verify_inrelease`]).
+    /// [`crate::kernel::debian::signature::verify_inrelease`]).
     pub fn parse(text: &str) -> anyhow::Result<Release> {
         let field = |key: &str| {
             text.lines().find_map(|l| {
@@ -69,7 +69,7 @@ impl Release {
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_else(|| until.to_string());
             if allow_expired {
-                crate::ui::status(format!(
+                crate::term::status(format!(
                     "WARNING: the index of {asked} expired on {when}; used anyway because \
                      {ALLOW_EXPIRED_ENV} is set"
                 ));
@@ -78,7 +78,7 @@ impl Release {
                     "the index of {asked} expired on {when} (its Valid-Until): the mirror is \
                      out of date, or serving an old index on purpose. Choose another mirror \
                      with {}, or set {ALLOW_EXPIRED_ENV}=1 to use it anyway",
-                    crate::debian::mirror::MIRROR_ENV
+                    crate::kernel::debian::mirror::MIRROR_ENV
                 );
             }
         }
@@ -234,9 +234,15 @@ SHA256:
         let err = release.check("trixie", before, false).unwrap_err();
         assert!(err.to_string().contains("for another suite"), "{err}");
         let err = release.check("bookworm", after, false).unwrap_err();
-        assert!(err.to_string().contains("expired on 2026-12-07 00:22 UTC"), "{err}");
+        assert!(
+            err.to_string().contains("expired on 2026-12-07 00:22 UTC"),
+            "{err}"
+        );
         release.check("bookworm", after, true).unwrap();
-        let undated = Release { valid_until: None, ..release };
+        let undated = Release {
+            valid_until: None,
+            ..release
+        };
         undated.check("bookworm", after, false).unwrap();
     }
 

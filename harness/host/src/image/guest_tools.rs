@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::arch::Arch;
-use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::debian::archive;
+use crate::kernel::catalog::Catalog;
+use crate::kernel::debian::archive;
 
 /// The busybox package query for `arch` (also used to pin it).
 pub fn busybox_query<'a>(catalog: &'a Catalog, arch: Arch) -> anyhow::Result<archive::Query<'a>> {
@@ -31,7 +31,7 @@ pub fn busybox(config: &Config, catalog: &Catalog, arch: Arch) -> anyhow::Result
         .join("tools")
         .join(arch.name())
         .join("busybox");
-    let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::lock_path())?;
     let pinned = lock.find_tool("busybox", arch).with_context(|| {
         format!(
             "busybox for {arch} is not pinned in {}: run `bpflab kernels update`",

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 
 use crate::arch::Arch;
-use crate::fetch::sha256_bytes;
+use crate::digest::sha256_bytes;
 use crate::lessons::Lesson;
 use crate::tools;
 

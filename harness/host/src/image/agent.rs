@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 
 use crate::arch::Arch;
-use crate::ui;
+use crate::term;
 
 /// Builds the agent for `arch` and returns the binary's path.
 pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
@@ -27,7 +27,7 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
         return Ok(binary);
     }
     ensure_rust_target(arch)?;
-    let spinner = ui::spinner(format!("building the guest agent for {arch}"));
+    let spinner = term::spinner(format!("building the guest agent for {arch}"));
     let output = Command::new(&cargo)
         .current_dir(source_root)
         .args([
@@ -109,7 +109,7 @@ fn sources_stamp(source_root: &Path, cargo: &std::ffi::OsStr) -> String {
     ] {
         let _ = writeln!(text, "{var}={:?}", std::env::var_os(var));
     }
-    crate::fetch::sha256_bytes(text.as_bytes())
+    crate::digest::sha256_bytes(text.as_bytes())
 }
 
 /// The guest agent is a static musl binary; its Rust standard library comes with the
@@ -131,7 +131,7 @@ fn ensure_rust_target(arch: Arch) -> anyhow::Result<()> {
     if crate::tools::which("rustup").is_none() {
         bail!("the Rust target {target} is missing and rustup is not available to add it");
     }
-    ui::status(format!(
+    term::status(format!(
         "adding the Rust target {target} (once) with rustup"
     ));
     let status = Command::new("rustup")

@@ -27,43 +27,43 @@ pub const DEBIAN_KEYS: &[PinnedKey] = &[
         name: "Debian Archive Automatic Signing Key (11/bullseye)",
         signers: &["A7236886F3CCCAAD148A27F80E98404D386FA1D9"],
         expires: 1_863_170_316, // 2029-01-15
-        armored: include_str!("../../../../images/keys/debian/bullseye-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/bullseye-automatic.asc"),
     },
     PinnedKey {
         name: "Debian Security Archive Automatic Signing Key (11/bullseye)",
         signers: &["ED541312A33F1128F10B1C6C54404762BBB6E853"],
         expires: 1_863_170_224, // 2029-01-15
-        armored: include_str!("../../../../images/keys/debian/bullseye-security-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/bullseye-security-automatic.asc"),
     },
     PinnedKey {
         name: "Debian Stable Release Key (11/bullseye)",
         signers: &["A4285295FC7B1A81600062A9605C66F00D6C9793"],
         expires: 1_865_526_862, // 2029-02-11
-        armored: include_str!("../../../../images/keys/debian/bullseye-stable.asc"),
+        armored: include_str!("../../../../../images/keys/debian/bullseye-stable.asc"),
     },
     PinnedKey {
         name: "Debian Archive Automatic Signing Key (12/bookworm)",
         signers: &["4CB50190207B4758A3F73A796ED0E7B82643E131"],
         expires: 1_926_589_461, // 2031-01-19
-        armored: include_str!("../../../../images/keys/debian/bookworm-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/bookworm-automatic.asc"),
     },
     PinnedKey {
         name: "Debian Security Archive Automatic Signing Key (12/bookworm)",
         signers: &["B0CAB9266E8C3929798B3EEEBDE6D2B9216EC7A8"],
         expires: 1_926_589_533, // 2031-01-19
-        armored: include_str!("../../../../images/keys/debian/bookworm-security-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/bookworm-security-automatic.asc"),
     },
     PinnedKey {
         name: "Debian Archive Automatic Signing Key (13/trixie)",
         signers: &["B8E5F13176D2A7A75220028078DBA3BC47EF2265"],
         expires: 2_058_699_029, // 2035-03-28
-        armored: include_str!("../../../../images/keys/debian/trixie-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/trixie-automatic.asc"),
     },
     PinnedKey {
         name: "Debian Security Archive Automatic Signing Key (13/trixie)",
         signers: &["89C87ACEA5DD6B8E6A7068808E9F831205B4BA95"],
         expires: 2_058_699_101, // 2035-03-28
-        armored: include_str!("../../../../images/keys/debian/trixie-security-automatic.asc"),
+        armored: include_str!("../../../../../images/keys/debian/trixie-security-automatic.asc"),
     },
 ];
 
@@ -100,7 +100,7 @@ pub fn verify_inrelease(text: &str, what: &str) -> anyhow::Result<String> {
 /// the clock does).
 pub fn verify_at(text: &str, what: &str, now: SystemTime) -> anyhow::Result<String> {
     if insecure() {
-        crate::ui::status(format!(
+        crate::term::status(format!(
             "WARNING: the signature of {what} is NOT checked ({INSECURE_ENV} is set): whoever controls \
              the network between you and the mirror chooses the kernels bpflab boots and builds"
         ));
@@ -113,7 +113,7 @@ pub fn verify_at(text: &str, what: &str, now: SystemTime) -> anyhow::Result<Stri
             "{what} is refused: {refusal}. The mirror may be tampered with, or not a Debian \
              mirror; choose another with {} (to trust a mirror's own key as well, name its \
              keyring in {KEYRING_ENV})",
-            crate::debian::mirror::MIRROR_ENV
+            crate::kernel::debian::mirror::MIRROR_ENV
         )
     })?;
     Ok(verified.text)
@@ -125,7 +125,10 @@ fn strip_signature(text: &str) -> String {
     let Some((_, body)) = text.split_once("\n\n") else {
         return text.to_string();
     };
-    let body = body.split("-----BEGIN PGP SIGNATURE-----").next().unwrap_or(body);
+    let body = body
+        .split("-----BEGIN PGP SIGNATURE-----")
+        .next()
+        .unwrap_or(body);
     body.lines()
         .map(|l| format!("{}\n", l.strip_prefix("- ").unwrap_or(l)))
         .collect()
@@ -163,10 +166,20 @@ mod tests {
 
     #[test]
     fn real_inreleases_verify_and_yield_only_their_signed_text() {
-        for (text, what) in [(BULLSEYE, "bullseye"), (BOOKWORM_SECURITY, "bookworm-security")] {
+        for (text, what) in [
+            (BULLSEYE, "bullseye"),
+            (BOOKWORM_SECURITY, "bookworm-security"),
+        ] {
             let signed = verify_at(text, what, december_2026()).unwrap();
-            assert!(signed.starts_with("Origin: Debian"), "{what}: {}", &signed[..40]);
-            assert!(!signed.contains("PGP"), "{what}: the armour is not part of the text");
+            assert!(
+                signed.starts_with("Origin: Debian"),
+                "{what}: {}",
+                &signed[..40]
+            );
+            assert!(
+                !signed.contains("PGP"),
+                "{what}: the armour is not part of the text"
+            );
         }
     }
 
@@ -252,7 +265,10 @@ mod tests {
             .collect();
         let ring = Keyring::load(&trixie).unwrap();
         let refusal = ring.verify(BULLSEYE, december_2026()).unwrap_err();
-        assert!(refusal.to_string().contains("none of its 3 signature"), "{refusal}");
+        assert!(
+            refusal.to_string().contains("none of its 3 signature"),
+            "{refusal}"
+        );
     }
 
     #[test]

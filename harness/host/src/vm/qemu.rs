@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::accel::Accel;
 use crate::arch::Arch;
+use crate::vm::accel::Accel;
 
 /// The least guest memory (`-m`, MiB) every lesson runs with. Measured under TCG on
 /// x86-64: the default kernel (6.1) boots lesson 1 from 76 MiB and every lesson from 88

@@ -13,14 +13,16 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _};
 
 use crate::arch::Arch;
-use crate::catalog::{Catalog, KernelSeries};
 use crate::config::{self, Config};
-use crate::debian::archive;
+use crate::digest;
+use crate::digest::sha256_bytes;
+use crate::fetch;
 use crate::fetch::limits::{self, AtMost};
-use crate::fetch::{self, sha256_bytes};
+use crate::kernel::catalog::{Catalog, KernelSeries};
+use crate::kernel::debian::archive;
 use crate::kernel::KernelImage;
 use crate::sandbox::Sandbox;
-use crate::{tools, ui};
+use crate::{term, tools};
 
 /// What a kernel built from source is for; each flavour adds fragments to the base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,7 +145,7 @@ pub fn obtain(
     let name = flavour.kernel_name(&series.series);
     let parent = out_dir.parent().expect("has a parent");
     // A second bpflab asking for the same kernel waits for this build and then uses it.
-    let _lock = crate::cache_lock::acquire(parent, &name, &format!("building {name} for {arch}"))?;
+    let _lock = crate::file_lock::acquire(parent, &name, &format!("building {name} for {arch}"))?;
     if is_built(&key) {
         return Ok(built_image(series, flavour, arch, &out_dir, &compiler));
     }
@@ -160,11 +162,11 @@ pub fn obtain(
         parent.to_path_buf()
     };
     let work = tempfile::Builder::new()
-        .prefix(&crate::cache_lock::scratch_prefix(&name))
+        .prefix(&crate::file_lock::scratch_prefix(&name))
         .tempdir_in(&work_parent)
         .context("creating a build directory")?;
     let src = work.path().join("src");
-    let spinner = ui::spinner(format!("unpacking the {} source", series.series));
+    let spinner = term::spinner(format!("unpacking the {} source", series.series));
     unpack_source(&tarball, &src)?;
     // bpflab's own fragment file, then the whole tree, handed to the build user.
     let fragment_file = work.path().join("bpflab.config");
@@ -229,7 +231,7 @@ pub fn obtain(
     // Publish: image, config and key, swapped in as a whole.
     // Staged next to its final place (the build tree may be on another file system).
     let staging = tempfile::Builder::new()
-        .prefix(&crate::cache_lock::scratch_prefix(&name))
+        .prefix(&crate::file_lock::scratch_prefix(&name))
         .tempdir_in(parent)
         .context("creating a staging directory")?;
     let staged = staging.path().join("out");
@@ -261,7 +263,7 @@ pub fn obtain(
     }
     std::fs::rename(&staged, &out_dir)
         .with_context(|| format!("moving the kernel into {}", out_dir.display()))?;
-    ui::status(format!(
+    term::status(format!(
         "built {name} for {arch}: {} ({} KiB); build log {}",
         out_dir.join("vmlinuz").display(),
         std::fs::metadata(out_dir.join("vmlinuz"))?.len() / 1024,
@@ -372,7 +374,7 @@ fn source_tarball(
     let dir = config.cache_dir.join("sources").join(&series.series);
     let mut problems = Vec::new();
     // Building a kernel runs its Makefiles: only a source pinned in the lock is used.
-    let lock = crate::lock::KernelLock::load(&crate::kernel::lock_path())?;
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::lock_path())?;
     if let Some(pattern) = &spec.debian {
         let query = archive::Query {
             what: format!("linux source {}", series.series),
@@ -421,11 +423,11 @@ fn source_tarball(
             );
         };
         if dest.is_file() {
-            let sha = fetch::sha256_file(&dest)?;
+            let sha = digest::sha256_file(&dest)?;
             if sha == pinned {
                 return Ok((dest, sha));
             }
-            ui::status(format!(
+            term::status(format!(
                 "the cached source of {} does not match its pinned SHA-256; fetching it again",
                 series.series
             ));
@@ -444,7 +446,7 @@ fn source_tarball(
             }
             problems.push(format!("kernel.org: {e:#}"));
         } else {
-            let sha = fetch::sha256_file(&dest)?;
+            let sha = digest::sha256_file(&dest)?;
             if sha != pinned {
                 std::fs::remove_file(&dest).ok();
                 bail!("{url}: SHA-256 {sha} does not match the pinned {pinned}; nothing was kept");
@@ -750,7 +752,7 @@ fn build_with_progress(mut cmd: Command, log_path: &Path, what: &str) -> anyhow:
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    let spinner = ui::spinner(what.to_string());
+    let spinner = term::spinner(what.to_string());
     for line in BufReader::new(child.stdout.take().expect("piped"))
         .lines()
         .map_while(Result::ok)

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::config::Config;
-use crate::debian::{deb, index, mirror::Mirrors};
-use crate::{fetch, ui};
+use crate::digest;
+use crate::kernel::debian::{deb, index, mirror::Mirrors};
+use crate::{fetch, term};
 
 /// Which package to take.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub fn obtain(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let _lock = crate::cache_lock::acquire(parent, &name, &format!("fetching {}", query.what))?;
+    let _lock = crate::file_lock::acquire(parent, &name, &format!("fetching {}", query.what))?;
 
     if !refresh {
         if let Some(record) = intact(dir) {
@@ -84,7 +85,7 @@ pub fn obtain(
     let http = fetch::agent();
     // Download and unpack next to the final place, then swap it in.
     let staging = tempfile::Builder::new()
-        .prefix(&crate::cache_lock::scratch_prefix(&name))
+        .prefix(&crate::file_lock::scratch_prefix(&name))
         .tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");
@@ -94,8 +95,14 @@ pub fn obtain(
         // serves something else, nothing else is used in its place.
         (Some(p), false) => {
             let pinned_list = vec![(p.package.clone(), p.suite.clone())];
-            let got =
-                download_first(&http, &mirrors, query, pinned_list, &deb_path, &mut failures)?;
+            let got = download_first(
+                &http,
+                &mirrors,
+                query,
+                pinned_list,
+                &deb_path,
+                &mut failures,
+            )?;
             if got.is_none() {
                 bail!(
                     "the pinned {} {} ({}) cannot be used: {}\nNothing else was used in its \
@@ -131,7 +138,7 @@ pub fn obtain(
             .expect("unpacked files have names")
             .to_string_lossy()
             .into_owned();
-        files.insert(file, fetch::sha256_file(out)?);
+        files.insert(file, digest::sha256_file(out)?);
     }
     let record = Record {
         package,
@@ -149,7 +156,7 @@ pub fn obtain(
     let staged: PathBuf = staging.keep();
     std::fs::rename(&staged, dir)
         .with_context(|| format!("moving {} into {}", query.what, dir.display()))?;
-    ui::status(format!(
+    term::status(format!(
         "downloaded {} for {} ({} {}) into {}",
         query.what,
         query.arch,
@@ -197,7 +204,7 @@ fn download_first(
                 )))
             }
             Err(e) => {
-                ui::status(format!(
+                term::status(format!(
                     "{} {} unusable, trying the next: {e:#}",
                     package.name, package.version
                 ));
@@ -243,10 +250,10 @@ fn now_secs() -> i64 {
 fn intact(dir: &Path) -> Option<Record> {
     let record = record(dir)?;
     let damaged = record.files.iter().any(|(file, sha)| {
-        fetch::sha256_file(&dir.join(file)).ok().as_deref() != Some(sha.as_str())
+        digest::sha256_file(&dir.join(file)).ok().as_deref() != Some(sha.as_str())
     });
     if damaged {
-        ui::status(format!(
+        term::status(format!(
             "the cache entry {} is damaged (a file's hash no longer matches); fetching it again",
             dir.display()
         ));
@@ -273,7 +280,7 @@ fn resolve(
             problems.push(format!("{suite}: no security mirror configured"));
             continue;
         };
-        let spinner = ui::spinner(format!("reading the package index of {suite} ({deb_arch})"));
+        let spinner = term::spinner(format!("reading the package index of {suite} ({deb_arch})"));
         match suite_packages(http, base, suite, deb_arch, &query.pattern, config) {
             Ok(pkgs) => found.extend(pkgs.into_iter().map(|p| (p, suite.clone()))),
             Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
@@ -288,7 +295,7 @@ fn resolve(
             query.arch,
             query.suites.join(", "),
             mirrors.origin,
-            crate::debian::mirror::MIRROR_ENV,
+            crate::kernel::debian::mirror::MIRROR_ENV,
             if problems.is_empty() {
                 String::new()
             } else {
@@ -321,8 +328,10 @@ fn suite_packages(
 ) -> anyhow::Result<Vec<index::Package>> {
     let release = fetch::fetch_text(http, &format!("{base}/dists/{suite}/InRelease"))?;
     // Only what the signature covers is read from here on.
-    let signed =
-        crate::debian::signature::verify_inrelease(&release, &format!("{suite}'s InRelease"))?;
+    let signed = crate::kernel::debian::signature::verify_inrelease(
+        &release,
+        &format!("{suite}'s InRelease"),
+    )?;
     let release = index::Release::parse(&signed)?;
     release.check(suite, now_secs(), index::allow_expired())?;
     let hashes = release.sha256;
@@ -369,7 +378,7 @@ mod tests {
                 sha256: "00".into(),
             },
             suite: "stable".into(),
-            files: BTreeMap::from([("vmlinuz".to_string(), fetch::sha256_bytes(b"kernel"))]),
+            files: BTreeMap::from([("vmlinuz".to_string(), digest::sha256_bytes(b"kernel"))]),
         };
         std::fs::write(
             dir.path().join("record.json"),

@@ -15,9 +15,11 @@ use bpflab_protocol::Event;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
 use crate::interrupt;
-use crate::qemu::{ChannelKind, QemuConfig};
+use crate::vm::qemu::{ChannelKind, QemuConfig};
 
+pub mod accel;
 mod lines;
+pub mod qemu;
 use lines::{LineBuffer, MarkerFilter};
 
 /// What the VM produced, line by line, as it happened.

@@ -12,11 +12,11 @@ use anyhow::Context as _;
 use bpflab_protocol::Outcome;
 use serde::{Deserialize, Serialize};
 
-use crate::accel::AccelRequest;
 use crate::arch::Arch;
 use crate::guest_text::visible_lines;
 use crate::kernel::KernelSpec;
 use crate::run::{self, RunRequest};
+use crate::vm::accel::AccelRequest;
 use crate::vm::VmEnd;
 
 /// What to run.

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::debian::archive::Pinned;
+use crate::kernel::debian::archive::Pinned;
 
 /// The lock file's contents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -182,7 +182,7 @@ impl KernelLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::debian::index::Package;
+    use crate::kernel::debian::index::Package;
 
     fn pin(version: &str) -> Pinned {
         Pinned {

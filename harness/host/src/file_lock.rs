@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::ui;
+use crate::term;
 
 /// A held lock on one cache entry; released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub fn acquire(parent: &Path, name: &str, what: &str) -> anyhow::Result<EntryLoc
             "" => String::new(),
             pid => format!(" (pid {pid})"),
         };
-        ui::status(format!(
+        term::status(format!(
             "waiting for another bpflab{holder} to finish {what}"
         ));
         file.lock()
@@ -98,7 +98,7 @@ fn remove_stale_scratch(parent: &Path, name: &str) {
         if suffix.contains('-') || !entry.path().is_dir() {
             continue;
         }
-        ui::status(format!(
+        term::status(format!(
             "removing {}, left by a bpflab that was killed",
             entry.path().display()
         ));

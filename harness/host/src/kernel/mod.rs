@@ -1,16 +1,21 @@
 //! Getting a kernel image to boot: a path the user gives, or a catalog series resolved to
 //! a Debian package, downloaded, verified, unpacked and cached.
 
+pub mod build;
+pub mod catalog;
+pub mod check;
+pub mod debian;
+pub mod pins;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::arch::Arch;
-use crate::catalog::{Catalog, KernelSeries};
 use crate::config::Config;
-use crate::debian::archive;
-use crate::kernel_build;
+use catalog::{Catalog, KernelSeries};
+use debian::archive;
 
 /// Where the kernel lock file is.
 pub fn lock_path() -> PathBuf {
@@ -25,7 +30,7 @@ pub fn update_lock(
     arches: &[Arch],
 ) -> anyhow::Result<Vec<String>> {
     let path = lock_path();
-    let mut lock = crate::lock::KernelLock::load(&path)?;
+    let mut lock = crate::kernel::pins::KernelLock::load(&path)?;
     let mut changes = Vec::new();
     for series in &catalog.kernels {
         for &arch in arches {
@@ -95,7 +100,7 @@ pub fn update_lock(
     }
     // Programs for the guest.
     for &arch in arches {
-        let query = crate::guest_tools::busybox_query(catalog, arch)?;
+        let query = crate::image::guest_tools::busybox_query(catalog, arch)?;
         match archive::newest(config, &query) {
             Ok(newest) => {
                 let before = lock
@@ -142,7 +147,7 @@ pub const KERNEL_ORG_KEYS: &[crate::openpgp::PinnedKey] = &[crate::openpgp::Pinn
     signers: &["B8868C80BA62A1FFFAF5FDA9632D3A06589DA6B1"],
     // The key carries no expiry.
     expires: u64::MAX,
-    armored: include_str!("../../../images/keys/kernel.org/autosigner.asc"),
+    armored: include_str!("../../../../images/keys/kernel.org/autosigner.asc"),
 }];
 
 /// The SHA-256 kernel.org publishes for a tarball, from `sha256sums.asc` in its directory,
@@ -154,8 +159,7 @@ fn kernel_org_sha256(http: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let sums = crate::fetch::fetch_text(http, &format!("{dir}/sha256sums.asc"))?;
     let signed = verify_sums(&sums, std::time::SystemTime::now())
         .with_context(|| format!("{dir}/sha256sums.asc"))?;
-    sha256_from_sums(&signed, file)
-        .with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
+    sha256_from_sums(&signed, file).with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
 }
 
 /// Checks kernel.org's signature on a `sha256sums.asc` and returns the signed listing.
@@ -237,15 +241,8 @@ pub fn obtain(
             })
         }
         KernelSpec::Series(name) => {
-            if let Some((base, flavour)) = kernel_build::Flavour::split(name) {
-                return kernel_build::obtain(
-                    config,
-                    catalog,
-                    base,
-                    flavour,
-                    arch,
-                    crate::config::cpus(),
-                );
+            if let Some((base, flavour)) = build::Flavour::split(name) {
+                return build::obtain(config, catalog, base, flavour, arch, crate::config::cpus());
             }
             let series = catalog.find(name).with_context(|| {
                 format!(
@@ -256,15 +253,15 @@ pub fn obtain(
             })?;
             if series.debian_pattern(arch).is_none() && series.source.is_some() {
                 // No prebuilt kernel: the next source in order of preference is a build.
-                crate::ui::status(format!(
+                crate::term::status(format!(
                     "kernel {name} has no prebuilt package for {arch}: building a minimal one from source \
                      (once; later runs use the cache)"
                 ));
-                return kernel_build::obtain(
+                return build::obtain(
                     config,
                     catalog,
                     name,
-                    kernel_build::Flavour::Minimal,
+                    build::Flavour::Minimal,
                     arch,
                     crate::config::cpus(),
                 );
@@ -343,7 +340,7 @@ fn obtain_series(
         arch,
     };
     let dir = cache_dir(config, &series.series, arch);
-    let lock = crate::lock::KernelLock::load(&lock_path())?;
+    let lock = crate::kernel::pins::KernelLock::load(&lock_path())?;
     let pinned = lock.find(&series.series, arch);
     let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
         let file = path.rsplit('/').next().unwrap_or(path);
