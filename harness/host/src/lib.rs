@@ -22,6 +22,7 @@
 pub mod arch;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod fetch;
