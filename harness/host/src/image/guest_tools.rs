@@ -31,11 +31,11 @@ pub fn busybox(config: &Config, catalog: &Catalog, arch: Arch) -> anyhow::Result
         .join("tools")
         .join(arch.name())
         .join("busybox");
-    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::lock_path())?;
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
     let pinned = lock.find_tool("busybox", arch).with_context(|| {
         format!(
             "busybox for {arch} is not pinned in {}: run `bpflab kernels update`",
-            crate::kernel::lock_path().display()
+            crate::kernel::pins::lock_path().display()
         )
     })?;
     archive::obtain(config, &query, &dir, false, Some(pinned), |path| {

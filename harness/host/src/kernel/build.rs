@@ -374,7 +374,7 @@ fn source_tarball(
     let dir = config.cache_dir.join("sources").join(&series.series);
     let mut problems = Vec::new();
     // Building a kernel runs its Makefiles: only a source pinned in the lock is used.
-    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::lock_path())?;
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
     if let Some(pattern) = &spec.debian {
         let query = archive::Query {
             what: format!("linux source {}", series.series),
@@ -388,7 +388,7 @@ fn source_tarball(
                  update` to pin the newest (building runs the source's own scripts, so bpflab \
                  builds only a source whose hash is pinned)",
                 series.series,
-                crate::kernel::lock_path().display()
+                crate::kernel::pins::lock_path().display()
             );
         };
         let picked = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod check;
 pub mod debian;
 pub mod pins;
+pub mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -16,170 +17,6 @@ use crate::arch::Arch;
 use crate::config::Config;
 use catalog::{Catalog, KernelSeries};
 use debian::archive;
-
-/// Where the kernel lock file is.
-pub fn lock_path() -> PathBuf {
-    crate::config::source_root().join("images/kernels.lock")
-}
-
-/// Pins the newest package of every Debian-packaged series in the lock file (`bpflab
-/// kernels update`), for `arches`. Returns what changed, as lines for the user.
-pub fn update_lock(
-    catalog: &Catalog,
-    config: &Config,
-    arches: &[Arch],
-) -> anyhow::Result<Vec<String>> {
-    let path = lock_path();
-    let mut lock = crate::kernel::pins::KernelLock::load(&path)?;
-    let mut changes = Vec::new();
-    for series in &catalog.kernels {
-        for &arch in arches {
-            let Some(pattern) = series.debian_pattern(arch) else {
-                continue;
-            };
-            let query = archive::Query {
-                what: format!("kernel {}", series.series),
-                suites: &series.suites,
-                pattern,
-                arch,
-            };
-            let newest = match archive::newest(config, &query) {
-                Ok(newest) => newest,
-                // One unreachable or refused suite leaves its pin as it is; the rest update.
-                Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
-                Err(e) => {
-                    changes.push(format!("{} {arch}: not updated: {e:#}", series.series));
-                    continue;
-                }
-            };
-            let before = lock
-                .find(&series.series, arch)
-                .map(|p| p.package.version.clone());
-            let after = newest.package.version.clone();
-            if before.as_deref() != Some(after.as_str()) {
-                changes.push(format!(
-                    "{} {arch}: {} → {} {after}",
-                    series.series,
-                    before.unwrap_or_else(|| "(none)".into()),
-                    newest.package.name
-                ));
-            }
-            lock.set(&series.series, arch, newest);
-        }
-    }
-    // Source packages: `linux-source-*` is arch-independent; any arch's index lists it.
-    for series in &catalog.kernels {
-        let Some(pattern) = series.source.as_ref().and_then(|s| s.debian.as_deref()) else {
-            continue;
-        };
-        let query = archive::Query {
-            what: format!("linux source {}", series.series),
-            suites: &series.suites,
-            pattern: regex::Regex::new(pattern).context("source package pattern")?,
-            arch: Arch::X86_64,
-        };
-        match archive::newest(config, &query) {
-            Ok(newest) => {
-                let before = lock
-                    .find_source_package(&series.series)
-                    .map(|p| p.package.version.clone());
-                if before.as_deref() != Some(newest.package.version.as_str()) {
-                    changes.push(format!(
-                        "{} source: {} → {} {}",
-                        series.series,
-                        before.unwrap_or_else(|| "(none)".into()),
-                        newest.package.name,
-                        newest.package.version
-                    ));
-                }
-                lock.set_source_package(&series.series, newest);
-            }
-            Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
-            Err(e) => changes.push(format!("{} source: not updated: {e:#}", series.series)),
-        }
-    }
-    // Programs for the guest.
-    for &arch in arches {
-        let query = crate::image::guest_tools::busybox_query(catalog, arch)?;
-        match archive::newest(config, &query) {
-            Ok(newest) => {
-                let before = lock
-                    .find_tool("busybox", arch)
-                    .map(|p| p.package.version.clone());
-                if before.as_deref() != Some(newest.package.version.as_str()) {
-                    changes.push(format!(
-                        "busybox {arch}: {} → {} {}",
-                        before.unwrap_or_else(|| "(none)".into()),
-                        newest.package.name,
-                        newest.package.version
-                    ));
-                }
-                lock.set_tool("busybox", arch, newest);
-            }
-            Err(e) if crate::fetch::no_other_source_helps(&e) => return Err(e),
-            Err(e) => changes.push(format!("busybox {arch}: not updated: {e:#}")),
-        }
-    }
-    // Sources from kernel.org: the hash kernel.org publishes beside the tarball.
-    let http = crate::fetch::agent();
-    for series in &catalog.kernels {
-        let Some(url) = series.source.as_ref().and_then(|s| s.kernel_org.as_deref()) else {
-            continue;
-        };
-        match kernel_org_sha256(&http, url) {
-            Ok(sha) => {
-                if lock.source_sha256(&series.series, url) != Some(sha.as_str()) {
-                    changes.push(format!("{} source: {url} pinned at {sha}", series.series));
-                }
-                lock.set_source(&series.series, url, &sha);
-            }
-            Err(e) => changes.push(format!("{} source: not pinned: {e:#}", series.series)),
-        }
-    }
-    lock.save(&path)?;
-    Ok(changes)
-}
-
-/// The key that signs kernel.org's `sha256sums.asc` listings ("Kernel.org checksum
-/// autosigner"), shipped in `images/keys/kernel.org/` and pinned by fingerprint.
-pub const KERNEL_ORG_KEYS: &[crate::openpgp::PinnedKey] = &[crate::openpgp::PinnedKey {
-    name: "Kernel.org checksum autosigner",
-    signers: &["B8868C80BA62A1FFFAF5FDA9632D3A06589DA6B1"],
-    // The key carries no expiry.
-    expires: u64::MAX,
-    armored: include_str!("../../../../images/keys/kernel.org/autosigner.asc"),
-}];
-
-/// The SHA-256 kernel.org publishes for a tarball, from `sha256sums.asc` in its directory,
-/// read only from the part its signature covers.
-fn kernel_org_sha256(http: &ureq::Agent, url: &str) -> anyhow::Result<String> {
-    let (dir, file) = url
-        .rsplit_once('/')
-        .with_context(|| format!("{url} names no file"))?;
-    let sums = crate::fetch::fetch_text(http, &format!("{dir}/sha256sums.asc"))?;
-    let signed = verify_sums(&sums, std::time::SystemTime::now())
-        .with_context(|| format!("{dir}/sha256sums.asc"))?;
-    sha256_from_sums(&signed, file).with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
-}
-
-/// Checks kernel.org's signature on a `sha256sums.asc` and returns the signed listing.
-pub fn verify_sums(armored: &str, now: std::time::SystemTime) -> anyhow::Result<String> {
-    let ring = crate::openpgp::Keyring::load(KERNEL_ORG_KEYS)?;
-    let verified = ring
-        .verify(armored, now)
-        .map_err(|refusal| anyhow::anyhow!("refused: {refusal}"))?;
-    Ok(verified.text)
-}
-
-/// Finds `file`'s hash in a `sha256sum`-style listing (`<hex>  <name>` per line).
-pub fn sha256_from_sums(text: &str, file: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (sha, name) = (fields.next()?, fields.next()?);
-        (name == file && sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| sha.to_ascii_lowercase())
-    })
-}
 
 /// What the user asked for with `--kernel`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +177,7 @@ fn obtain_series(
         arch,
     };
     let dir = cache_dir(config, &series.series, arch);
-    let lock = crate::kernel::pins::KernelLock::load(&lock_path())?;
+    let lock = pins::KernelLock::load(&pins::lock_path())?;
     let pinned = lock.find(&series.series, arch);
     let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
         let file = path.rsplit('/').next().unwrap_or(path);
@@ -382,34 +219,6 @@ fn obtain_series(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_org_hashes_are_read_from_the_signed_listing() {
-        let sums = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n\
-            1111111111111111111111111111111111111111111111111111111111111111  linux-4.4.301.tar.xz\n\
-            ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789  linux-4.4.302.tar.xz\n\
-            2222222222222222222222222222222222222222222222222222222222222222  linux-4.4.302.tar.gz\n\
-            -----BEGIN PGP SIGNATURE-----\n";
-        assert_eq!(
-            sha256_from_sums(sums, "linux-4.4.302.tar.xz").as_deref(),
-            Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
-        );
-        assert_eq!(sha256_from_sums(sums, "linux-4.4.303.tar.xz"), None);
-    }
-
-    #[test]
-    fn an_unsigned_or_wrongly_signed_listing_pins_nothing() {
-        let now = std::time::SystemTime::now();
-        let unsigned = "1111111111111111111111111111111111111111111111111111111111111111  \
-                        linux-4.4.302.tar.xz\n";
-        assert!(verify_sums(unsigned, now).is_err());
-        // Debian's signature is a real one, but not kernel.org's.
-        let debian = include_str!("debian/testdata/bullseye.InRelease");
-        let err = verify_sums(debian, now).unwrap_err();
-        assert!(err.to_string().contains("none of its"), "{err}");
-        // The shipped key is the one pinned.
-        crate::openpgp::Keyring::load(KERNEL_ORG_KEYS).unwrap();
-    }
 
     #[test]
     fn a_kernel_path_that_is_no_regular_file_says_so() {

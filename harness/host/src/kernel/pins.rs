@@ -7,7 +7,21 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::kernel::debian::archive::Pinned;
+use crate::kernel::debian::index;
+
+/// Where the lock file is: in the source tree, beside the catalog.
+pub fn lock_path() -> std::path::PathBuf {
+    crate::config::source_root().join("images/kernels.lock")
+}
+
+/// A package fixed in advance (by the lock file): exactly this file, this hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinned {
+    /// The package.
+    pub package: index::Package,
+    /// The suite (and so the mirror) it comes from.
+    pub suite: String,
+}
 
 /// The lock file's contents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::Arch;
 use crate::config::Config;
 use crate::digest;
+pub use crate::kernel::pins::Pinned;
 use crate::kernel::debian::{deb, index, mirror::Mirrors};
 use crate::{fetch, term};
 
@@ -45,14 +46,6 @@ pub fn record(dir: &Path) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-/// A package fixed in advance (by the lock file): exactly this file, this hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pinned {
-    /// The package.
-    pub package: index::Package,
-    /// The suite (and so the mirror) it comes from.
-    pub suite: String,
-}
 
 /// Makes `dir` hold a package matching `query`, unpacked with `pick` (path in the package
 /// → file name in `dir`, for the files wanted): the `pinned` one if given, else the
@@ -110,7 +103,7 @@ pub fn obtain(
                      newest (or `--refresh-kernel` uses the newest for one run).",
                     p.package.name,
                     p.package.version,
-                    crate::kernel::lock_path().display(),
+                    crate::kernel::pins::lock_path().display(),
                     failures.join("; ")
                 );
             }

@@ -1,0 +1,102 @@
+//! `bpflab kernels`: the catalog, its pins, and kernels built from source.
+
+use std::process::ExitCode;
+
+use crate::arch::Arch;
+use crate::config::{self, Config};
+use crate::kernel::catalog::Catalog;
+use crate::kernel::{self};
+use crate::term;
+
+/// Lists the catalog: series, arches, where each comes from, what is cached.
+pub fn list() -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    println!(
+        "{:<8} {:<8} {:<30} cached",
+        "series", "arch", "sources (in order)"
+    );
+    for k in &catalog.kernels {
+        for arch in Arch::ALL {
+            let mut sources = Vec::new();
+            if k.debian_pattern(arch).is_some() {
+                sources.push("debian-package");
+            }
+            if let Some(src) = &k.source {
+                if src.debian.is_some() {
+                    sources.push("debian-source");
+                }
+                if src.kernel_org.is_some() {
+                    sources.push("kernel.org");
+                }
+            }
+            let mut cached = Vec::new();
+            if let Some(pkg) = kernel::cached(&config, &k.series, arch) {
+                cached.push(pkg);
+            }
+            for flavour in crate::kernel::build::Flavour::ALL {
+                let built = crate::kernel::build::built_dir(&config, &k.series, flavour, arch);
+                if built.join("vmlinuz").is_file() {
+                    cached.push(format!("{} (built)", flavour.kernel_name(&k.series)));
+                }
+            }
+            let default = if k.series == catalog.default {
+                " (default)"
+            } else {
+                ""
+            };
+            let cached = if cached.is_empty() {
+                "-".to_string()
+            } else {
+                cached.join(", ")
+            };
+            println!(
+                "{:<8} {:<8} {:<30} {cached}{default}",
+                k.series,
+                arch.name(),
+                sources.join(",")
+            );
+        }
+    }
+    println!("\ncache: {}", config.cache_dir.display());
+    println!("boot a series with --kernel <series>; a build from source with --kernel <series>-minimal (or -peers)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pins the newest packages and sources in `images/kernels.lock`.
+pub fn update(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let arches = if arch.is_empty() {
+        Arch::ALL.to_vec()
+    } else {
+        arch
+    };
+    let changes = kernel::update::update_lock(&catalog, &config, &arches)?;
+    if changes.is_empty() {
+        term::status("images/kernels.lock already pins the newest packages");
+    }
+    for change in changes {
+        println!("{change}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds a minimal kernel from source and says how to boot it.
+pub fn build(
+    series: &str,
+    flavour: crate::kernel::build::Flavour,
+    arch: Arch,
+    jobs: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let jobs = jobs.unwrap_or_else(config::cpus);
+    let image = crate::kernel::build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
+    println!("{}", image.image.display());
+    term::status(format!(
+        "boot it with: cargo run -- lesson 1 --kernel {}",
+        image.series
+    ));
+    Ok(ExitCode::SUCCESS)
+}

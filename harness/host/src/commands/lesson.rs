@@ -1,0 +1,84 @@
+//! `bpflab lesson` and `bpflab lessons`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::args::LessonArgs;
+use crate::config::{self};
+use crate::kernel::KernelSpec;
+use crate::lessons;
+use crate::report::view;
+use crate::run::{self, RunRequest};
+
+/// Runs one lesson (or some of its parts) in a guest, live.
+pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
+    let request = RunRequest {
+        lessons: vec![(args.number, args.parts)],
+        kernel: args.kernel.as_deref().map(KernelSpec::parse),
+        arch: args.arch,
+        accel: args.accel,
+        machine: args.machine,
+        timeout: match (args.timeout, args.shell) {
+            (Some(secs), _) => Some(Duration::from_secs(secs)),
+            (None, true) => None,
+            (None, false) => Some(Duration::from_secs(180)),
+        },
+        shell: args.shell,
+        cpu: args.cpu,
+        cache_dir: None,
+        memory_mib: args.memory,
+        verbose_kernel: args.verbose,
+        refresh_kernel: args.refresh_kernel,
+        fault: args.inject_fault,
+    };
+    let mut view = view::LiveView::new(args.verbose, args.shell);
+    let result = run::run(&request, &mut |p| view.show(p));
+    view.finish();
+    let result = result?;
+    view::explain_end(&result);
+    for lesson in &result.lessons {
+        // Lessons that ended in the guest were already shown live; the others get their
+        // outcome here.
+        if !lesson
+            .events
+            .iter()
+            .any(|e| matches!(e, bpflab_protocol::Event::LessonEnd { .. }))
+        {
+            println!(
+                "{}",
+                view::outcome_line(lesson.number, &lesson.outcome, None)
+            );
+        }
+    }
+    if args.timings {
+        view::print_timings(&result.timings);
+    }
+    Ok(if result.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Lists the lessons a learner can run.
+pub fn list() -> anyhow::Result<ExitCode> {
+    let all = lessons::discover(&config::source_root().join("lessons"))?;
+    // Numbers from 90 are mistakes to learn from; test fixtures are not for learners.
+    let (lessons, mistakes): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|l| !l.fixture)
+        .partition(|l| l.number < 90);
+    let show = |l: &lessons::Lesson| {
+        let parts = match l.parts.is_empty() {
+            true => String::new(),
+            false => format!("  (parts: {})", l.parts.join(", ")),
+        };
+        println!("{:>3}  {:<10} {}{parts}", l.number, l.name, l.title);
+    };
+    lessons.iter().for_each(show);
+    if !mistakes.is_empty() {
+        println!("\nMistakes to learn from (they fail on purpose: read the error, then fix them):");
+        mistakes.iter().for_each(show);
+    }
+    Ok(ExitCode::SUCCESS)
+}
