@@ -1,0 +1,55 @@
+//! The command line: [`args`] says what each command accepts; this module only sends each
+//! command to its body in [`crate::commands`].
+
+use std::process::ExitCode;
+
+pub mod args;
+
+pub use args::Cli;
+use args::{Command, KernelsAction};
+
+use crate::commands::{bench, kernels, lesson, matrix};
+
+impl Cli {
+    /// Runs the command; the exit code says whether everything passed.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Lesson(args) => lesson::run(args),
+            Command::Lessons => lesson::list(),
+            Command::Kernels { action: None } => kernels::list(),
+            Command::Kernels {
+                action:
+                    Some(KernelsAction::Build {
+                        series,
+                        flavour,
+                        arch,
+                        jobs,
+                    }),
+            } => kernels::build(&series, flavour, arch, jobs),
+            Command::Kernels {
+                action: Some(KernelsAction::Update { arch }),
+            } => kernels::update(arch),
+            Command::Matrix(args) => matrix::run(args),
+            Command::MergeReports {
+                reports,
+                report_dir,
+                expect,
+            } => matrix::merge(&reports, &report_dir, expect),
+            Command::Bench {
+                kernel,
+                arch,
+                runs,
+                no_cold,
+                accel,
+                peers,
+                rounds,
+            } => {
+                let code = bench::run(kernel.clone(), arch, runs, !no_cold, accel)?;
+                if peers {
+                    bench::peers(kernel, arch, rounds, accel)?;
+                }
+                Ok(code)
+            }
+        }
+    }
+}
