@@ -1,0 +1,113 @@
+//! The source tree a build unpacks: a pinned `linux-source-*` package, or a kernel.org
+//! tarball with a pinned SHA-256. Nothing unpinned is ever built: building runs its scripts.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+
+use crate::arch::Arch;
+use crate::config::Config;
+use crate::kernel::catalog::KernelSeries;
+use crate::kernel::debian::archive;
+use crate::{digest, fetch, term};
+
+/// The source tarball of a series and its hash: from Debian's `linux-source-*`, or
+/// kernel.org.
+pub(super) fn source_tarball(
+    config: &Config,
+    series: &KernelSeries,
+    arch: Arch,
+) -> anyhow::Result<(PathBuf, String)> {
+    let spec = series
+        .source
+        .as_ref()
+        .with_context(|| format!("the catalog names no source for kernel {}", series.series))?;
+    let dir = config.cache_dir.join("sources").join(&series.series);
+    let mut problems = Vec::new();
+    // Building a kernel runs its Makefiles: only a source pinned in the lock is used.
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
+    if let Some(pattern) = &spec.debian {
+        let query = archive::Query {
+            what: format!("linux source {}", series.series),
+            suites: &series.suites,
+            pattern: regex::Regex::new(pattern).context("source package pattern")?,
+            arch,
+        };
+        let Some(pinned) = lock.find_source_package(&series.series) else {
+            bail!(
+                "the source package of kernel {} is not pinned in {}: run `bpflab kernels \
+                 update` to pin the newest (building runs the source's own scripts, so bpflab \
+                 builds only a source whose hash is pinned)",
+                series.series,
+                crate::kernel::pins::lock_path().display()
+            );
+        };
+        let picked = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
+            (path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz"))
+                .then(|| "linux.tar.xz".to_string())
+        });
+        match picked {
+            Ok(record) => match record.files.get("linux.tar.xz") {
+                Some(sha) => return Ok((dir.join("linux.tar.xz"), sha.clone())),
+                None => problems.push(format!(
+                    "{} has no usr/src/linux-source-*.tar.xz",
+                    record.package.name
+                )),
+            },
+            Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
+            Err(e) => problems.push(format!("Debian: {e:#}")),
+        }
+    }
+    if let Some(url) = &spec.kernel_org {
+        let dest = dir.join("linux.tar.xz");
+        // The catalog's hash, or the one `bpflab kernels update` pinned from kernel.org's
+        // signed listing. Without one, neither a download nor a cached file is used.
+        let pinned = spec
+            .sha256
+            .clone()
+            .or_else(|| lock.source_sha256(&series.series, url).map(str::to_string));
+        let Some(pinned) = pinned else {
+            bail!(
+                "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
+                 reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
+                 `source.sha256` in images/catalog.toml; nothing was downloaded or built"
+            );
+        };
+        if dest.is_file() {
+            let sha = digest::sha256_file(&dest)?;
+            if sha == pinned {
+                return Ok((dest, sha));
+            }
+            term::status(format!(
+                "the cached source of {} does not match its pinned SHA-256; fetching it again",
+                series.series
+            ));
+            std::fs::remove_file(&dest).ok();
+        }
+        let result = fetch::download(
+            &fetch::agent(),
+            url,
+            &dest,
+            None,
+            &format!("linux {}", series.series),
+        );
+        if let Err(e) = result {
+            if fetch::no_other_source_helps(&e) {
+                return Err(e);
+            }
+            problems.push(format!("kernel.org: {e:#}"));
+        } else {
+            let sha = digest::sha256_file(&dest)?;
+            if sha != pinned {
+                std::fs::remove_file(&dest).ok();
+                bail!("{url}: SHA-256 {sha} does not match the pinned {pinned}; nothing was kept");
+            }
+            return Ok((dest, sha));
+        }
+    }
+    bail!(
+        "no source for kernel {} can be obtained on this machine:\n  {}",
+        series.series,
+        problems.join("\n  ")
+    )
+}
