@@ -30,13 +30,35 @@ pub struct Lesson {
     /// number of lines depends on the kernel's internal caches, not on the lesson.
     #[serde(default)]
     pub snapshot_collapse: bool,
-    /// A test fixture, not a lesson: it runs like one (`bpflab lesson N`), but lists of
-    /// lessons leave it out.
-    #[serde(default)]
-    pub fixture: bool,
+    /// What it is for the learner, and so where it is listed and what the tests expect.
+    pub kind: Kind,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+/// See [`Lesson::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A lesson of the book; it passes.
+    Lesson,
+    /// The solution of one of the book's exercises; it passes too.
+    Solution,
+    /// A mistake to learn from: it fails (or is unsupported) on purpose, with the error
+    /// the learner is meant to read. Listed apart, and not part of the matrix.
+    Mistake,
+    /// A test fixture, not for learners: it runs like a lesson (`bpflab lesson N`) for
+    /// bpflab's own tests, but lists of lessons leave it out.
+    Fixture,
+}
+
+impl Kind {
+    /// Whether a run of it should pass: lessons and solutions do; mistakes fail on
+    /// purpose, and fixtures do whatever their test needs.
+    pub fn passes(self) -> bool {
+        matches!(self, Kind::Lesson | Kind::Solution)
+    }
 }
 
 /// See [`Lesson::snapshot`].
@@ -113,7 +135,7 @@ pub fn find(lessons: &[Lesson], number: u32) -> anyhow::Result<&Lesson> {
         .with_context(|| {
             let known: Vec<String> = lessons
                 .iter()
-                .filter(|l| !l.fixture)
+                .filter(|l| l.kind != Kind::Fixture)
                 .map(|l| format!("{} ({})", l.number, l.name))
                 .collect();
             format!(
@@ -146,6 +168,18 @@ mod tests {
         assert_eq!(name(2).as_deref(), Some("lesson2"));
         assert_eq!(name(3).as_deref(), Some("lesson3-6.1-arm64"));
         assert_eq!(name(90).as_deref(), Some("lesson90-6.1-arm64"));
+    }
+
+    #[test]
+    fn kinds_come_from_lesson_toml() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+        let lessons = discover(&root).unwrap();
+        let kind = |n| find(&lessons, n).unwrap().kind;
+        assert_eq!(kind(1), Kind::Lesson);
+        assert_eq!(kind(11), Kind::Solution);
+        assert_eq!(kind(90), Kind::Mistake);
+        assert_eq!(kind(95), Kind::Fixture);
+        assert!(kind(31).passes() && !kind(91).passes() && !kind(95).passes());
     }
 
     #[test]

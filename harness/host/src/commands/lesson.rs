@@ -63,11 +63,11 @@ pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
 /// Lists the lessons a learner can run.
 pub fn list() -> anyhow::Result<ExitCode> {
     let all = lessons::discover(&config::source_root().join("lessons"))?;
-    // Numbers from 90 are mistakes to learn from; test fixtures are not for learners.
+    // Mistakes to learn from are listed apart; test fixtures are not for learners.
     let (lessons, mistakes): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .filter(|l| !l.fixture)
-        .partition(|l| l.number < 90);
+        .filter(|l| l.kind != lessons::Kind::Fixture)
+        .partition(|l| l.kind != lessons::Kind::Mistake);
     let show = |l: &lessons::Lesson| {
         let parts = match l.parts.is_empty() {
             true => String::new(),

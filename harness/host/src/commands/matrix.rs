@@ -28,7 +28,11 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     };
     let all = lessons::discover(&config::source_root().join("lessons"))?;
     let lessons: Vec<u32> = match args.lessons.is_empty() {
-        true => all.iter().map(|l| l.number).filter(|n| *n < 90).collect(),
+        true => all
+            .iter()
+            .filter(|l| l.kind.passes())
+            .map(|l| l.number)
+            .collect(),
         false => {
             for n in &args.lessons {
                 lessons::find(&all, *n)?;

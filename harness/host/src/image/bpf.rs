@@ -181,7 +181,7 @@ mod tests {
             parts: vec![],
             snapshot: Default::default(),
             snapshot_collapse: false,
-            fixture: false,
+            kind: crate::lessons::Kind::Lesson,
             dir: lesson_dir,
         };
         let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();
