@@ -36,6 +36,7 @@ pub mod openpgp;
 pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod scaffold;
 pub mod term;
 pub mod tools;
 pub mod vm;

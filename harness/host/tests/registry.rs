@@ -1,11 +1,13 @@
 //! The guest agent's lesson registry, which its build script generates from the lesson
 //! directories (`harness/agent/build/registry.rs`, compiled in here too, with its own
-//! unit tests): it must register every lesson the host discovers.
+//! unit tests): it must register every lesson the host discovers, and a lesson that
+//! `bpflab new` makes.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bpflab::lessons;
+use bpflab::scaffold;
 
 #[path = "../../agent/build/registry.rs"]
 mod registry;
@@ -42,5 +44,41 @@ fn every_lesson_directory_is_registered() {
     for entry in &entries {
         let arm = format!("{} => Some({}::run),", entry.number, entry.module);
         assert!(code.contains(&arm), "{arm} missing from:\n{code}");
+    }
+}
+
+#[test]
+fn a_scaffolded_lesson_is_registered() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("lessons")).unwrap();
+    scaffold::new_lesson(root.path(), 43, "scaffold-test").unwrap();
+    let entries = registry::scan(&root.path().join("lessons"), &agent_deps()).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].number, 43);
+    assert_eq!(entries[0].module, "lesson_43_scaffold_test");
+}
+
+#[test]
+fn the_host_and_the_agent_agree_on_lesson_names() {
+    for name in [
+        "hello",
+        "hello-comm",
+        "tcp4",
+        "a",
+        "Hello",
+        "my_probe",
+        "-x",
+        "x-",
+        "a--b",
+        "4tcp",
+        "",
+        "../x",
+        "é",
+    ] {
+        assert_eq!(
+            scaffold::is_lesson_name(name),
+            registry::is_lesson_name(name),
+            "{name:?}"
+        );
     }
 }

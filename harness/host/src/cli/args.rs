@@ -37,6 +37,30 @@ Exit status: 0 when the lesson passed, 1 when it failed (or the VM did not finis
     Lesson(LessonArgs),
     /// List the lessons.
     Lessons,
+    /// Start a new lesson: lessons/NN-name/, in lesson 1's shape, passing on its first run.
+    #[command(after_help = "\
+It makes a complete lesson like lesson 1 — a kprobe on clone(2) that prints \"Hello
+World!!\" for every process created — for you to make your own:
+
+  lesson.toml   its number, name and title, its kind, the C files to compile
+  hello.bpf.c   the kernel side, compiled by clang -target bpf
+  src/lib.rs    the user side (Rust, aya): load, attach, run a workload, decide the outcome
+  README.md     what the lesson teaches
+
+Nothing else needs editing: bpflab finds the directory, the guest agent compiles it in,
+and `cargo test` runs it (record its output's first snapshot with `cargo insta review`).
+Copying a lesson directory works too: change number, name and title in its lesson.toml
+and the package name in its Cargo.toml.
+
+Example:
+  bpflab new 43 my-probe       makes lessons/43-my-probe; then `bpflab lesson 43`")]
+    New {
+        /// Its number, the one you will type (`bpflab lessons` shows those taken).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        number: u32,
+        /// Its name: lowercase letters, digits and dashes, e.g. `my-probe`.
+        name: String,
+    },
     /// List the kernel catalog and what is cached; build minimal kernels from source.
     Kernels {
         #[command(subcommand)]

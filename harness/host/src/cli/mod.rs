@@ -8,7 +8,7 @@ pub mod args;
 pub use args::Cli;
 use args::{Command, KernelsAction};
 
-use crate::commands::{bench, kernels, lesson, matrix};
+use crate::commands::{bench, kernels, lesson, matrix, new};
 
 impl Cli {
     /// Runs the command; the exit code says whether everything passed.
@@ -16,6 +16,7 @@ impl Cli {
         match self.command {
             Command::Lesson(args) => lesson::run(args),
             Command::Lessons => lesson::list(),
+            Command::New { number, name } => new::run(number, &name),
             Command::Kernels { action: None } => kernels::list(),
             Command::Kernels {
                 action:

@@ -5,3 +5,4 @@ pub mod bench;
 pub mod kernels;
 pub mod lesson;
 pub mod matrix;
+pub mod new;
