@@ -201,7 +201,7 @@ pub struct LessonArgs {
     pub(crate) machine: Option<Machine>,
     /// Guest memory in MiB, at least 128 (less makes newer guest kernels panic out of
     /// memory during the lessons).
-    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = parse_memory)]
+    #[arg(long, default_value_t = crate::run::DEFAULT_MEMORY_MIB, value_name = "MIB", value_parser = parse_memory)]
     pub(crate) memory: u32,
     /// QEMU CPU model (default: `host` with KVM; `cortex-a57` for arm64 under TCG, the
     /// fastest to emulate).

@@ -21,7 +21,7 @@ pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
         timeout: match (args.timeout, args.shell) {
             (Some(secs), _) => Some(Duration::from_secs(secs)),
             (None, true) => None,
-            (None, false) => Some(Duration::from_secs(180)),
+            (None, false) => Some(crate::run::DEFAULT_TIMEOUT),
         },
         shell: args.shell,
         cpu: args.cpu,

@@ -8,7 +8,7 @@ use console::style;
 use indicatif::ProgressBar;
 
 use crate::guest_text::visible;
-use crate::run::{Progress, RunResult, Timings};
+use crate::run::{Progress, RunResult, Stage, Timings};
 use crate::term::{spinner, status};
 use crate::vm::accel::Accel;
 use crate::vm::{VmEnd, VmLine};
@@ -70,7 +70,7 @@ impl LiveView {
     /// Shows one piece of progress.
     pub fn show(&mut self, progress: Progress) {
         match progress {
-            Progress::Stage("kernel", what) => status(format!("kernel: {what}")),
+            Progress::Stage(Stage::Kernel, what) => status(format!("kernel: {what}")),
             Progress::Stage(_, what) if self.verbose => status(what),
             Progress::Stage(..) => {}
             Progress::Accel(choice) => {

@@ -1,0 +1,153 @@
+//! The stages of a run before the guest boots: which lessons, which kernel (checked),
+//! the agent and the lessons' objects, QEMU's configuration and the initramfs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bpflab_protocol::{LessonPlan, Plan};
+
+use super::RunRequest;
+use crate::arch::Arch;
+use crate::config::{self, Config};
+use crate::image::bpf::BpfObject;
+use crate::image::{agent, bpf, initramfs};
+use crate::interrupt;
+use crate::kernel::catalog::Catalog;
+use crate::kernel::{self, KernelImage, KernelSpec};
+use crate::lessons::{self, Lesson};
+use crate::vm::accel::{self, AccelChoice};
+use crate::vm::qemu::{Machine, QemuConfig};
+
+/// A lesson to run, with the parts asked for (empty: all).
+pub(super) type Selected<'a> = Vec<(&'a Lesson, Vec<String>)>;
+
+/// The lessons the request names, each part checked against the lesson's own.
+pub(super) fn select<'a>(request: &RunRequest, all: &'a [Lesson]) -> anyhow::Result<Selected<'a>> {
+    let selected: Selected<'a> = request
+        .lessons
+        .iter()
+        .map(|(n, parts)| lessons::find(all, *n).map(|l| (l, parts.clone())))
+        .collect::<anyhow::Result<_>>()?;
+    for (lesson, parts) in &selected {
+        if let Some(bad) = parts.iter().find(|p| !lesson.parts.contains(p)) {
+            anyhow::bail!(
+                "lesson {} has no part `{bad}`; its parts are: {}",
+                lesson.number,
+                if lesson.parts.is_empty() {
+                    "none (it has a single part)".to_string()
+                } else {
+                    lesson.parts.join(", ")
+                }
+            );
+        }
+    }
+    Ok(selected)
+}
+
+/// The kernel to boot, refused before booting if its config lacks what lessons need.
+pub(super) fn kernel(
+    request: &RunRequest,
+    catalog: &Catalog,
+    config: &Config,
+) -> anyhow::Result<KernelImage> {
+    let spec = request
+        .kernel
+        .clone()
+        .unwrap_or_else(|| KernelSpec::Series(catalog.default.clone()));
+    let kernel = kernel::obtain(&spec, request.arch, catalog, config, request.refresh_kernel)?;
+    if let Some(config_path) = &kernel.config {
+        let config_text = std::fs::read_to_string(config_path)
+            .with_context(|| format!("reading the kernel's config {}", config_path.display()))?;
+        let lacking = kernel::check::missing(&config_text, request.arch);
+        if !lacking.is_empty() {
+            anyhow::bail!(
+                "kernel {} lacks what the lessons need: {}. Pick another kernel (`bpflab kernels`) \
+                 or build one that has them (`bpflab kernels build <series>`)",
+                kernel.origin,
+                lacking.join(", ")
+            );
+        }
+    }
+    Ok(kernel)
+}
+
+/// The agent and each lesson's BPF objects.
+pub(super) struct Built {
+    agent: PathBuf,
+    objects: Vec<Vec<BpfObject>>,
+}
+
+pub(super) fn build(root: &Path, arch: Arch, selected: &Selected<'_>) -> anyhow::Result<Built> {
+    let agent = agent::build_agent(root, arch)?;
+    interrupt::check()?;
+    let work = config::work_dir();
+    let objects = selected
+        .iter()
+        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, &work.join("bpf")))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Built { agent, objects })
+}
+
+/// QEMU's configuration for this request, with its files in `scratch`.
+pub(super) fn qemu_config(
+    request: &RunRequest,
+    accel: &AccelChoice,
+    kernel: &KernelImage,
+    scratch: &Path,
+) -> QemuConfig {
+    QemuConfig {
+        arch: request.arch,
+        accel: accel.accel,
+        machine: request
+            .machine
+            .unwrap_or_else(|| Machine::default_for(request.arch)),
+        kernel: kernel.image.clone(),
+        initrd: scratch.join("initramfs.cpio"),
+        memory_mib: request.memory_mib,
+        channel_fifo: scratch.join("channel"),
+        tsc_khz: accel::host_cpu_khz(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()),
+        verbose_kernel: request.verbose_kernel,
+        cpu: request.cpu.clone(),
+    }
+}
+
+/// Writes the initramfs (agent, plan, objects, busybox for `--shell`) where QEMU will
+/// look for it; returns its size.
+pub(super) fn initramfs(
+    request: &RunRequest,
+    selected: &Selected<'_>,
+    built: &Built,
+    qemu_config: &QemuConfig,
+    busybox: Option<&Path>,
+) -> anyhow::Result<u64> {
+    let plan = Plan {
+        lessons: selected
+            .iter()
+            .map(|(l, parts)| LessonPlan {
+                number: l.number,
+                name: l.name.clone(),
+                dir: l.dir_name(),
+                parts: parts.clone(),
+            })
+            .collect(),
+        channel: qemu_config.channel().1.to_string(),
+        shell: request.shell,
+        fault: request.fault,
+    };
+    let dir_names: Vec<String> = selected.iter().map(|(l, _)| l.dir_name()).collect();
+    let image_lessons: Vec<initramfs::LessonObjects> = dir_names
+        .iter()
+        .zip(&built.objects)
+        .map(|(dir, objs)| {
+            let files = objs
+                .iter()
+                .map(|o| (o.name.as_str(), o.path.as_path()))
+                .collect();
+            (dir.as_str(), files)
+        })
+        .collect();
+    let image = initramfs::build(&built.agent, &plan, &image_lessons, busybox)?;
+    std::fs::write(&qemu_config.initrd, &image)
+        .with_context(|| format!("writing {}", qemu_config.initrd.display()))?;
+    Ok(image.len() as u64)
+}
