@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::arch::Arch;
 use crate::config::Config;
 use crate::digest;
-pub use crate::kernel::pins::Pinned;
 use crate::kernel::debian::{deb, index, mirror::Mirrors};
+pub use crate::kernel::pins::Pinned;
 use crate::{fetch, term};
 
 /// Which package to take.
@@ -46,7 +46,6 @@ pub fn record(dir: &Path) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-
 /// Makes `dir` hold a package matching `query`, unpacked with `pick` (path in the package
 /// → file name in `dir`, for the files wanted): the `pinned` one if given, else the
 /// newest. An intact cached entry of the right package is used as it is, without asking
@@ -74,61 +73,20 @@ pub fn obtain(
         }
     }
 
-    let mirrors = Mirrors::discover(config)?;
-    let http = fetch::agent();
     // Download and unpack next to the final place, then swap it in.
     let staging = tempfile::Builder::new()
         .prefix(&crate::file_lock::scratch_prefix(&name))
         .tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let deb_path = staging.path().join("package.deb");
-    let mut failures = Vec::new();
-    let chosen = match (pinned, refresh) {
-        // A pin is exactly this file with this hash: if the mirror cannot serve it, or
-        // serves something else, nothing else is used in its place.
-        (Some(p), false) => {
-            let pinned_list = vec![(p.package.clone(), p.suite.clone())];
-            let got = download_first(
-                &http,
-                &mirrors,
-                query,
-                pinned_list,
-                &deb_path,
-                &mut failures,
-            )?;
-            if got.is_none() {
-                bail!(
-                    "the pinned {} {} ({}) cannot be used: {}\nNothing else was used in its \
-                     place. If the mirror no longer has it, `bpflab kernels update` pins the \
-                     newest (or `--refresh-kernel` uses the newest for one run).",
-                    p.package.name,
-                    p.package.version,
-                    crate::kernel::pins::lock_path().display(),
-                    failures.join("; ")
-                );
-            }
-            got
-        }
-        _ => {
-            let candidates = resolve(&http, &mirrors, query, config)?;
-            download_first(&http, &mirrors, query, candidates, &deb_path, &mut failures)?
-        }
-    };
-    let Some((package, suite)) = chosen else {
-        bail!(
-            "no package of {} for {} could be downloaded:\n  {}",
-            query.what,
-            query.arch,
-            failures.join("\n  ")
-        );
-    };
+    let (package, suite) = download(config, query, pinned.filter(|_| !refresh), &deb_path)?;
     let unpacked = deb::extract(&deb_path, staging.path(), pick)?;
     std::fs::remove_file(&deb_path).ok();
     let mut files = BTreeMap::new();
     for (_, out) in &unpacked {
         let file = out
             .file_name()
-            .expect("unpacked files have names")
+            .context("unpacked files have names")?
             .to_string_lossy()
             .into_owned();
         files.insert(file, digest::sha256_file(out)?);
@@ -158,6 +116,46 @@ pub fn obtain(
         dir.display()
     ));
     Ok(record)
+}
+
+/// Downloads the `pinned` package to `deb_path`, or else the newest that `query` finds.
+/// A pin is exactly this file with this hash: if the mirror cannot serve it, or serves
+/// something else, nothing else is used in its place.
+fn download(
+    config: &Config,
+    query: &Query<'_>,
+    pinned: Option<&Pinned>,
+    deb_path: &Path,
+) -> anyhow::Result<(index::Package, String)> {
+    let mirrors = Mirrors::discover(config)?;
+    let http = fetch::agent();
+    let mut failures = Vec::new();
+    let candidates = match pinned {
+        Some(p) => vec![(p.package.clone(), p.suite.clone())],
+        None => resolve(&http, &mirrors, query, config)?,
+    };
+    if let Some(chosen) =
+        download_first(&http, &mirrors, query, candidates, deb_path, &mut failures)?
+    {
+        return Ok(chosen);
+    }
+    match pinned {
+        Some(p) => bail!(
+            "the pinned {} {} ({}) cannot be used: {}\nNothing else was used in its \
+             place. If the mirror no longer has it, `bpflab kernels update` pins the \
+             newest (or `--refresh-kernel` uses the newest for one run).",
+            p.package.name,
+            p.package.version,
+            crate::kernel::pins::lock_path().display(),
+            failures.join("; ")
+        ),
+        None => bail!(
+            "no package of {} for {} could be downloaded:\n  {}",
+            query.what,
+            query.arch,
+            failures.join("\n  ")
+        ),
+    }
 }
 
 /// Downloads the first candidate that the mirror serves intact, newest first. Mirrors are
