@@ -109,8 +109,8 @@ fn read_lesson(
     let expected = format!("{number:02}-{name}");
     if dir_name != expected {
         return Err(format!(
-            "{shown}/lesson.toml says number {number} and name {name:?}, which is lesson \
-             directory lessons/{expected}: make the directory's name and lesson.toml agree"
+            "{shown}/lesson.toml says number {number} and name {name:?}, so its directory \
+             would be lessons/{expected}: make the directory's name and lesson.toml agree"
         ));
     }
     let lib_rs = dir.join("src/lib.rs");

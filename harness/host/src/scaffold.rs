@@ -32,7 +32,7 @@ pub fn new_lesson(root: &Path, number: u32, name: &str) -> anyhow::Result<PathBu
     if let Some(taken) = existing.iter().find(|l| l.number == number) {
         let numbers: Vec<String> = existing.iter().map(|l| l.number.to_string()).collect();
         bail!(
-            "lesson {number} exists already (lessons/{}); pick a number not taken: {} are",
+            "lesson {number} exists already (lessons/{}); pick another number (taken: {})",
             taken.dir_name(),
             numbers.join(", ")
         );

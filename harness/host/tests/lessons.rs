@@ -12,6 +12,7 @@
 //! The cells here are the ones `cargo test` can afford on two emulated cores; the full
 //! set of kernels runs in `bpflab matrix`.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,11 +53,31 @@ fn check_cell(series: &str, arch: Arch) {
     let result = run_cell(series, arch, &numbers);
     let ran: Vec<u32> = result.lessons.iter().map(|l| l.number).collect();
     assert_eq!(ran, numbers, "{series} {arch}: every lesson has a result");
-    for lesson in &result.lessons {
-        let meta = lessons::find(&all, lesson.number).unwrap();
+    let metas: Vec<&Lesson> = numbers
+        .iter()
+        .map(|n| lessons::find(&all, *n).unwrap())
+        .collect();
+    for (meta, lesson) in metas.iter().zip(&result.lessons) {
         check_lesson(meta, lesson, arch);
-        snapshot(meta, lesson, series, arch);
     }
+    // Every snapshot is compared even after one differs, so that one `cargo insta review`
+    // sees all of a cell's new or changed output (a new lesson's first, say).
+    let differ: Vec<String> = metas
+        .iter()
+        .zip(&result.lessons)
+        .filter_map(|(meta, lesson)| {
+            let compare = AssertUnwindSafe(|| snapshot(meta, lesson, series, arch));
+            std::panic::catch_unwind(compare)
+                .err()
+                .map(|_| format!("lesson {}", lesson.number))
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{series} {arch}: the snapshots of {} are new or differ (above); accept intended \
+         output with `cargo insta review`",
+        differ.join(", ")
+    );
 }
 
 fn run_cell(series: &str, arch: Arch, numbers: &[u32]) -> RunResult {
