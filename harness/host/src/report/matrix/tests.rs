@@ -1,0 +1,132 @@
+//! The matrix's plan, cells, reports and their merge.
+
+use super::*;
+
+fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str>) -> Cell {
+    Cell {
+        kernel: kernel.into(),
+        arch: arch.into(),
+        origin: None,
+        release: Some(format!("{kernel}.0-test")),
+        unavailable: unavailable.map(String::from),
+        lessons: outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| CellLesson {
+                lesson: i as u32 + 1,
+                outcome: o.clone(),
+            })
+            .collect(),
+        boot_s: Some(2.0),
+        run_s: Some(1.0),
+        wall_s: 3.0,
+    }
+}
+
+#[test]
+fn merging_orders_cells_by_arch_then_series() {
+    let a = Report {
+        cells: vec![
+            cell("6.1", "x86_64", &[], None),
+            cell("5.10", "x86_64", &[], None),
+        ],
+    };
+    let b = Report {
+        cells: vec![
+            cell("7.3-rc", "x86_64", &[], None),
+            cell("5.4", "x86_64", &[], None),
+        ],
+    };
+    let merged = Report::merge([a, b]);
+    let order: Vec<&str> = merged.cells.iter().map(|c| c.kernel.as_str()).collect();
+    assert_eq!(order, ["5.4", "5.10", "6.1", "7.3-rc"]);
+}
+
+#[test]
+fn only_failed_lessons_fail_the_matrix() {
+    let pass = Outcome::Passed("ok".into());
+    let unsupported = Outcome::Unsupported("no symbol sys_clone".into());
+    let report = Report {
+        cells: vec![cell("6.1", "x86_64", &[pass.clone(), unsupported], None)],
+    };
+    assert!(report.ok());
+    let report = Report {
+        cells: vec![cell("4.4", "x86_64", &[], Some("no package"))],
+    };
+    assert!(!report.ok());
+    let report = Report {
+        cells: vec![cell("6.1", "x86_64", &[Outcome::Failed("x".into())], None)],
+    };
+    assert!(!report.ok());
+}
+
+#[test]
+fn markdown_has_a_row_per_cell_and_explains_what_did_not_pass() {
+    let report = Report {
+        cells: vec![
+            cell(
+                "6.1",
+                "x86_64",
+                &[
+                    Outcome::Passed("ok".into()),
+                    Outcome::Unsupported("no symbol X\nmore".into()),
+                ],
+                None,
+            ),
+            cell("4.4", "arm64", &[], Some("no Debian package for 4.4")),
+        ],
+    };
+    let md = report.markdown();
+    assert!(
+        md.contains("| 6.1 | x86_64 | 6.1.0-test | pass | unsupported | 2.0s | 1.0s |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 4.4 | arm64 | 4.4.0-test | unavailable | unavailable |"),
+        "{md}"
+    );
+    assert!(md.contains("- 6.1 x86_64 lesson 2: no symbol X\n"), "{md}");
+    assert!(
+        md.contains("- 4.4 arm64: unavailable: no Debian package for 4.4"),
+        "{md}"
+    );
+}
+
+#[test]
+fn an_empty_merge_a_cell_without_results_and_missing_cells_are_gaps() {
+    let whole = Report {
+        cells: vec![
+            cell("6.1", "x86_64", &[Outcome::Passed("ok".into())], None),
+            cell("4.4", "arm64", &[], Some("no package")),
+        ],
+    };
+    assert!(whole.gaps(None).is_empty());
+    assert!(whole.gaps(Some(2)).is_empty());
+    let gaps = whole.gaps(Some(3)).join("\n");
+    assert!(gaps.contains("2 of the 3 expected cells arrived"), "{gaps}");
+    // A cell counts once, however many shards carry it.
+    let twice = Report::merge([whole.clone(), whole]);
+    assert!(twice.gaps(Some(3)).join("").contains("2 of the 3"));
+
+    let gaps = Report::default().gaps(None).join("\n");
+    assert!(gaps.contains("no cells at all"), "{gaps}");
+    let silent = Report {
+        cells: vec![cell("6.1", "x86_64", &[], None)],
+    };
+    let gaps = silent.gaps(None).join("\n");
+    assert!(
+        gaps.contains("6.1 x86_64: no lesson results and no reason"),
+        "{gaps}"
+    );
+}
+
+#[test]
+fn reports_round_trip_through_json() {
+    let report = Report {
+        cells: vec![cell("6.1", "x86_64", &[Outcome::Passed("ok".into())], None)],
+    };
+    let json = serde_json::to_string(&report).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.cells.len(), 1);
+    assert_eq!(back.markdown(), report.markdown());
+}
