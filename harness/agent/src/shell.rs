@@ -41,12 +41,15 @@ pub fn run() -> anyhow::Result<()> {
         .env("TERM", "vt100")
         .env("PS1", "bpflab:\\w# ")
         .current_dir("/");
-    // SAFETY: setsid and ioctl are async-signal-safe. The shell gets a session of its own
-    // with the console as its controlling terminal, so Ctrl-C and job control work.
+    // The shell gets a session of its own with the console as its controlling terminal,
+    // so Ctrl-C and job control work; failing that, it still runs, without them.
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe work is sound. It makes two system calls, which rustix issues
+    // directly: no allocation, no lock, nothing the other threads of the parent could hold.
     unsafe {
         shell.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY as _, 1);
+            let _ = rustix::process::setsid();
+            let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
             Ok(())
         });
     }
