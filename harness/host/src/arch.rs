@@ -57,6 +57,46 @@ impl Arch {
         }
     }
 
+    /// Debian's name for the architecture (package indexes, `binary-<arch>`).
+    pub fn debian_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The GNU triple: multiarch directories and cross tools (`<triple>-gcc`).
+    pub fn gnu_triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Arm64 => "aarch64-linux-gnu",
+        }
+    }
+
+    /// Debian's package with the cross compiler that builds for this arch elsewhere.
+    pub fn cross_gcc_package(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "gcc-x86-64-linux-gnu",
+            Arch::Arm64 => "gcc-aarch64-linux-gnu",
+        }
+    }
+
+    /// The kernel's name for the arch (`make ARCH=`, `arch/<name>/`).
+    pub fn kernel_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The kernel's bootable image target (`make <target>`, `arch/*/boot/<target>`).
+    pub fn kernel_image_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "bzImage",
+            Arch::Arm64 => "Image",
+        }
+    }
+
     /// Debian's package that ships [`Arch::qemu_binary`].
     pub fn qemu_package(self) -> &'static str {
         match self {

@@ -117,7 +117,7 @@ pub fn table(report: &BenchReport) -> String {
     for (name, get) in rows {
         let mut values: Vec<f64> = report.warm.iter().map(get).collect();
         values.sort_by(f64::total_cmp);
-        let median = values.get(values.len() / 2).copied().unwrap_or(f64::NAN);
+        let median = peers::median(values.clone()).unwrap_or(f64::NAN);
         let (min, max) = (
             values.first().copied().unwrap_or(f64::NAN),
             values.last().copied().unwrap_or(f64::NAN),

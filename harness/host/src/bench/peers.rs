@@ -220,7 +220,8 @@ pub struct PeerReport {
     pub rounds: Vec<Round>,
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+/// The median of the finite values (the mean of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
     values.retain(|v| v.is_finite());
     values.sort_by(f64::total_cmp);
     match values.len() {

@@ -77,7 +77,7 @@ pub fn peers(
         "--peers compares on x86-64 guests only (the peers' arm64 support needs other kernels)"
     );
     let config = Config::load()?;
-    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     // The peers boot a compressed image (bzImage); bpflab boots the very same file.
     let image = match kernel.as_deref().map(KernelSpec::parse) {
         Some(KernelSpec::Path(path)) => path,

@@ -11,7 +11,7 @@ use crate::term;
 /// Lists the catalog: series, arches, where each comes from, what is cached.
 pub fn list() -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
-    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     println!(
         "{:<8} {:<8} {:<30} cached",
         "series", "arch", "sources (in order)"
@@ -66,7 +66,7 @@ pub fn list() -> anyhow::Result<ExitCode> {
 /// Pins the newest packages and sources in `images/kernels.lock`.
 pub fn update(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
-    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     let arches = if arch.is_empty() {
         Arch::ALL.to_vec()
     } else {
@@ -90,7 +90,7 @@ pub fn build(
     jobs: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
-    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     let jobs = jobs.unwrap_or_else(config::cpus);
     let image = crate::kernel::build::obtain(&config, &catalog, series, flavour, arch, jobs)?;
     println!("{}", image.image.display());

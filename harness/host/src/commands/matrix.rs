@@ -13,7 +13,7 @@ use crate::{lessons, report::matrix, term};
 
 /// Runs every lesson on every kernel and arch asked for, and writes the report.
 pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load(&config::source_root().join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     let kernels = match args.kernels.is_empty() {
         true => catalog
             .series_names()

@@ -22,7 +22,9 @@ fn serve(body: &'static [u8], claimed_len: usize, status: u16) -> String {
             while reader.read_line(&mut line).unwrap() > 2 {
                 line.clear();
             }
-            let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {claimed_len}\r\nConnection: close\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {claimed_len}\r\nConnection: close\r\n\r\n"
+            );
             let _ = stream.write_all(head.as_bytes());
             if status == 200 {
                 let _ = stream.write_all(body);
@@ -161,8 +163,7 @@ fn a_mirror_that_keeps_streaming_is_cut_off_at_the_listed_size() {
 fn a_download_without_a_listed_size_stops_at_its_cap() {
     let (url, _) = serve_forever();
     let dir = tempfile::tempdir().unwrap();
-    let err =
-        download_at_most(&agent(), &url, &dir.path().join("k"), 1 << 20, "test").unwrap_err();
+    let err = download_at_most(&agent(), &url, &dir.path().join("k"), 1 << 20, "test").unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("sent more than 1 MiB"), "{msg}");
     assert_eq!(files_in(&dir), 0, "nothing kept");

@@ -112,10 +112,7 @@ pub fn clang_flags(arch: Arch) -> Vec<String> {
 /// (arm64) from them. Debian keeps the native arch's in the multiarch directory and
 /// another arch's in a `-cross` package.
 pub fn asm_include_dir(arch: Arch) -> Option<PathBuf> {
-    let triple = match arch {
-        Arch::X86_64 => "x86_64-linux-gnu",
-        Arch::Arm64 => "aarch64-linux-gnu",
-    };
+    let triple = arch.gnu_triple();
     [
         format!("/usr/include/{triple}"),
         format!("/usr/{triple}/include"),

@@ -61,6 +61,11 @@ pub struct SourceSpec {
 }
 
 impl Catalog {
+    /// The source tree's catalog, `images/catalog.toml`.
+    pub fn load_shipped() -> anyhow::Result<Catalog> {
+        Catalog::load(&crate::config::source_root().join("images/catalog.toml"))
+    }
+
     /// Reads and checks the catalog file.
     pub fn load(path: &Path) -> anyhow::Result<Catalog> {
         let text = std::fs::read_to_string(path)

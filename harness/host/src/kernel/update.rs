@@ -119,7 +119,12 @@ fn pin_source_packages(
         };
         let label = format!("{} source", series.series);
         if let Some(newest) = newest(config, &query, &label, changes)? {
-            note_change(&label, lock.find_source_package(&series.series), &newest, changes);
+            note_change(
+                &label,
+                lock.find_source_package(&series.series),
+                &newest,
+                changes,
+            );
             lock.set_source_package(&series.series, newest);
         }
     }
@@ -172,8 +177,7 @@ fn kernel_org_sha256(http: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let sums = crate::fetch::fetch_text(http, &format!("{dir}/sha256sums.asc"))?;
     let signed = verify_sums(&sums, std::time::SystemTime::now())
         .with_context(|| format!("{dir}/sha256sums.asc"))?;
-    sha256_from_sums(&signed, file)
-        .with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
+    sha256_from_sums(&signed, file).with_context(|| format!("{dir}/sha256sums.asc lists no {file}"))
 }
 
 /// Checks kernel.org's signature on a `sha256sums.asc` and returns the signed listing.

@@ -134,7 +134,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     if let Some(dir) = &request.cache_dir {
         config.cache_dir = dir.clone();
     }
-    let catalog = Catalog::load(&root.join("images/catalog.toml"))?;
+    let catalog = Catalog::load_shipped()?;
     let all_lessons = lessons::discover(&root.join("lessons"))?;
     let selected = stages::select(request, &all_lessons)?;
     let qemu = tools::require(request.arch.qemu_binary(), request.arch.qemu_package())?;

@@ -21,7 +21,7 @@ pub(super) struct Toolchain {
     /// The kernel's name for the arch (`ARCH=`).
     make_arch: &'static str,
     /// `CROSS_COMPILE=` prefix, when cross-compiling.
-    cross_prefix: Option<&'static str>,
+    cross_prefix: Option<String>,
     /// `gcc --version`'s first line: part of the cache key.
     compiler: String,
 }
@@ -29,18 +29,10 @@ pub(super) struct Toolchain {
 impl Toolchain {
     /// Checks that the build tools are there (naming the package of any that is not).
     pub(super) fn find(arch: Arch) -> anyhow::Result<Toolchain> {
-        let (make_arch, cross) = match (arch, Arch::host()) {
-            (Arch::X86_64, Some(Arch::X86_64)) => ("x86_64", None),
-            (Arch::Arm64, Some(Arch::Arm64)) => ("arm64", None),
-            (Arch::X86_64, _) => (
-                "x86_64",
-                Some(("x86_64-linux-gnu-", "gcc-x86-64-linux-gnu")),
-            ),
-            (Arch::Arm64, _) => (
-                "arm64",
-                Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
-            ),
-        };
+        // The host's compiler for its own arch, a cross compiler for the other.
+        let cross =
+            (Arch::host() != Some(arch)).then(|| (arch.gnu_triple(), arch.cross_gcc_package()));
+        let make_arch = arch.kernel_arch();
         for (tool, package) in [
             ("make", "make"),
             ("flex", "flex"),
@@ -51,13 +43,13 @@ impl Toolchain {
             tools::require(tool, package)?;
         }
         let gcc = match cross {
-            Some((prefix, package)) => tools::require(&format!("{prefix}gcc"), package)?,
+            Some((triple, package)) => tools::require(&format!("{triple}-gcc"), package)?,
             None => tools::require("gcc", "gcc")?,
         };
         let version = command_output(Command::new(&gcc).arg("--version"))?;
         Ok(Toolchain {
             make_arch,
-            cross_prefix: cross.map(|(prefix, _)| prefix),
+            cross_prefix: cross.map(|(triple, _)| format!("{triple}-")),
             compiler: version.lines().next().unwrap_or("").to_string(),
         })
     }
@@ -101,10 +93,7 @@ impl Target<'_> {
     }
 
     pub(super) fn image_target(&self) -> &'static str {
-        match self.arch {
-            Arch::X86_64 => "bzImage",
-            Arch::Arm64 => "Image",
-        }
+        self.arch.kernel_image_target()
     }
 
     /// Unpacks the source into a scratch tree, removed afterwards whatever happens (and by
@@ -142,7 +131,7 @@ impl Target<'_> {
         let mut cmd = Command::new("make");
         cmd.current_dir(src)
             .arg(format!("ARCH={}", self.toolchain.make_arch));
-        if let Some(prefix) = self.toolchain.cross_prefix {
+        if let Some(prefix) = &self.toolchain.cross_prefix {
             cmd.arg(format!("CROSS_COMPILE={prefix}"));
         }
         // Old trees and new compilers: GCC 10 made -fno-common the default, which 4.x
@@ -220,7 +209,8 @@ impl Target<'_> {
             // QEMU boots an x86-64 vmlinux directly through its PVH entry: no
             // decompression, which under emulation saves more than a second. Debug info is
             // stripped; BTF, which the lessons need, is a section of its own and stays.
-            let objcopy = format!("{}objcopy", self.toolchain.cross_prefix.unwrap_or(""));
+            let prefix = self.toolchain.cross_prefix.as_deref().unwrap_or("");
+            let objcopy = format!("{prefix}objcopy");
             let mut strip = Command::new(objcopy);
             strip
                 .arg("--strip-debug")

@@ -260,10 +260,7 @@ fn resolve(
     query: &Query<'_>,
     config: &Config,
 ) -> anyhow::Result<Vec<(index::Package, String)>> {
-    let deb_arch = match query.arch {
-        Arch::X86_64 => "amd64",
-        Arch::Arm64 => "arm64",
-    };
+    let deb_arch = query.arch.debian_arch();
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for suite in query.suites {
