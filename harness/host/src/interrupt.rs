@@ -26,6 +26,8 @@ pub fn install() -> anyhow::Result<()> {
 extern "C" fn on_signal(num: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         // Second signal: the user means it. Only async-signal-safe calls here.
+        // SAFETY: _exit is async-signal-safe and ends the process at once; nothing
+        // after it runs.
         unsafe { libc::_exit(128 + num) };
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);

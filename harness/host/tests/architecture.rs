@@ -3,6 +3,9 @@
 //! file is over 400 lines and no function over 100 (tests aside). A failure names the
 //! cycle, the file or the function.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -24,8 +27,14 @@ fn modules() -> BTreeMap<String, (PathBuf, String)> {
             continue;
         }
         let rel = path.strip_prefix(&root).unwrap().with_extension("");
-        let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        if parts.last().is_some_and(|l| l == "mod" || l == "lib" || l == "main") {
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if parts
+            .last()
+            .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+        {
             parts.pop();
         }
         let text = std::fs::read_to_string(path).unwrap();
@@ -52,7 +61,11 @@ fn without_tests(text: &str) -> String {
 
 /// The crate modules `module`'s code names (`crate::x::y`, `super::z`), each resolved to
 /// the longest module path that exists.
-fn imports(module: &str, text: &str, all: &BTreeMap<String, (PathBuf, String)>) -> BTreeSet<String> {
+fn imports(
+    module: &str,
+    text: &str,
+    all: &BTreeMap<String, (PathBuf, String)>,
+) -> BTreeSet<String> {
     let path_re = regex::Regex::new(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)").unwrap();
     // `use crate::{a, b::c}` groups.
     let group_re = regex::Regex::new(r"\bcrate::\{([^}]*)\}").unwrap();
@@ -181,7 +194,11 @@ fn modules_import_each_other_without_cycles() {
             format!("{} modules: {}", c.len(), edges.join(", "))
         })
         .collect();
-    assert!(described.is_empty(), "import cycles:\n{}", described.join("\n"));
+    assert!(
+        described.is_empty(),
+        "import cycles:\n{}",
+        described.join("\n")
+    );
 }
 
 #[test]
@@ -191,18 +208,25 @@ fn no_source_file_is_over_400_lines() {
         .filter(|(_, text)| text.lines().count() > MAX_FILE_LINES)
         .map(|(path, text)| format!("{} ({} lines)", path.display(), text.lines().count()))
         .collect();
-    assert!(long.is_empty(), "over {MAX_FILE_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]
 fn no_function_is_over_100_lines_outside_tests() {
-    let fn_re = regex::Regex::new(r"^(\s*)(pub(\([a-z]+\))? )?(const )?(unsafe )?fn ([a-z_0-9]+)").unwrap();
+    let fn_re =
+        regex::Regex::new(r"^(\s*)(pub(\([a-z]+\))? )?(const )?(unsafe )?fn ([a-z_0-9]+)").unwrap();
     let mut long = Vec::new();
     for (path, text) in modules().values() {
         let code = without_tests(text);
         let lines: Vec<&str> = code.lines().collect();
         for (start, line) in lines.iter().enumerate() {
-            let Some(cap) = fn_re.captures(line) else { continue };
+            let Some(cap) = fn_re.captures(line) else {
+                continue;
+            };
             let indent = &cap[1];
             let close = format!("{indent}}}");
             // A declaration without a body (trait method, extern) ends on its own line.
@@ -216,9 +240,18 @@ fn no_function_is_over_100_lines_outside_tests() {
                 .unwrap_or(start);
             let length = end - start + 1;
             if length > MAX_FN_LINES {
-                long.push(format!("{}:{} fn {} ({length} lines)", path.display(), start + 1, &cap[6]));
+                long.push(format!(
+                    "{}:{} fn {} ({length} lines)",
+                    path.display(),
+                    start + 1,
+                    &cap[6]
+                ));
             }
         }
     }
-    assert!(long.is_empty(), "functions over {MAX_FN_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }

@@ -8,6 +8,9 @@
 //!
 //! `mdbook build book` (in CI) renders it.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use clap::Parser;

@@ -7,6 +7,9 @@
 //! slow the kernel package down to a trickle (so the test can interrupt it mid-way) or
 //! hold it back for a moment (so two runs overlap).
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -250,6 +253,7 @@ fn ctrl_c_during_a_kernel_download_keeps_nothing_and_the_next_run_recovers() {
         .spawn()
         .unwrap();
     wait_for_download(&proxy, &mut child, 256 << 10);
+    // SAFETY: a signal to our own child, whose pid is still ours (not yet reaped).
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
     let stderr = stderr_of(&output);

@@ -3,6 +3,9 @@
 //! the console, and forges passes on the event port. bpflab must show all of it as the
 //! guest's text, count none of the forgeries, and keep the boot's other lessons working.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 use std::time::Duration;
 

@@ -2,6 +2,9 @@
 //! reports with holes in them. Each is refused with an error that says what is allowed,
 //! or, for a comma in `TMPDIR`, simply works.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

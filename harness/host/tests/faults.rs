@@ -2,6 +2,9 @@
 //! a guest that hangs, an agent that never reports, a user who presses Ctrl-C. Each must
 //! end with a clear message, no QEMU left running and no temporary files left behind.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -153,6 +156,7 @@ fn ctrl_c_while_the_guest_runs_leaves_nothing_behind() {
 /// Sends SIGINT to `target` (a pid, or a process group as a negative number) and checks
 /// that bpflab stopped as interrupted: exit status 130 and its message.
 fn press_ctrl_c(child: &mut std::process::Child, target: i32) {
+    // SAFETY: a signal to our own child or its process group, not yet reaped.
     unsafe { libc::kill(target, libc::SIGINT) };
     let status = child.wait().unwrap();
     let stderr: Vec<String> = BufReader::new(child.stderr.take().unwrap())

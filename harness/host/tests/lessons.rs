@@ -12,6 +12,9 @@
 //! The cells here are the ones `cargo test` can afford on two emulated cores; the full
 //! set of kernels runs in `bpflab matrix`.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! unit tests): it must register every lesson the host discovers, and a lesson that
 //! `bpflab new` makes.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,9 @@
 //! `bpflab lesson 1 --shell`, driven like a learner would: wait for the guest's shell,
 //! type commands, see a "Hello World!!" for each, `exit`, and the VM ends cleanly.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

@@ -6,6 +6,9 @@
 //! These runs see no `gpgv` and no `gpg` on their PATH: bpflab checks signatures itself,
 //! with the keys it ships, and needs nothing from the host for it.
 
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

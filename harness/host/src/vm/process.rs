@@ -32,6 +32,7 @@ pub(super) fn reap(child: &mut Child) -> (Option<String>, Option<u64>) {
     // SAFETY: a zeroed rusage for wait4 to fill, for our own child's pid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
+    // SAFETY: waits for our own child, filling two locals that outlive the call.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if rc != pid {
         return (child.wait().ok().map(|s| s.to_string()), None);
