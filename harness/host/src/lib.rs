@@ -13,7 +13,9 @@
 //!   the kernel matrix ([`report::matrix`]);
 //! - [`bench`]: where the time goes, and side by side with other tools.
 //!
-//! [`run`] wires one lesson run through the stages; [`cli`] parses the command line.
+//! [`lessons`] finds the lessons in the source tree and [`scaffold`] makes new ones;
+//! [`run`] wires one lesson run through the stages; [`cli`] parses the command line and
+//! [`commands`] does what it asks.
 //! Leaves that import nothing of bpflab: [`term`] (status lines, progress), [`digest`],
 //! [`file_lock`], [`fetch`] (downloads), [`openpgp`], [`sandbox`], [`guest_text`],
 //! [`interrupt`], [`tools`], [`arch`], [`config`].
