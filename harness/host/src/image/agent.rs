@@ -89,6 +89,8 @@ fn sources_stamp(source_root: &Path, cargo: &std::ffi::OsStr) -> String {
         "harness/guest",
         "harness/protocol",
         "lessons",
+        // Patched dependencies (aya).
+        "vendor",
     ] {
         for entry in walkdir::WalkDir::new(source_root.join(top))
             .sort_by_file_name()
