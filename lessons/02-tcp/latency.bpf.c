@@ -71,10 +71,14 @@ int BPF_KPROBE(on_sendmsg, struct sock *sk, void *msg, __u64 size)
 	info.ts_ns = bpf_ktime_get_ns();
 	info.size = size;
 	info.pid = id >> 32;
-	info.saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-	info.daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-	info.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	info.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	// Each field is read from the kernel's memory straight into the zeroed struct: 4.4's
+	// verifier lets a helper write only to stack memory that is already initialised, and
+	// refuses BPF_CORE_READ(), whose temporary is not.
+	bpf_core_read(&info.saddr, sizeof(info.saddr), &sk->__sk_common.skc_rcv_saddr);
+	bpf_core_read(&info.daddr, sizeof(info.daddr), &sk->__sk_common.skc_daddr);
+	bpf_core_read(&info.sport, sizeof(info.sport), &sk->__sk_common.skc_num);
+	bpf_core_read(&info.dport, sizeof(info.dport), &sk->__sk_common.skc_dport);
+	info.dport = bpf_ntohs(info.dport);
 	bpf_map_update_elem(&sends, &id, &info, BPF_ANY);
 	return 0;
 }
@@ -99,8 +103,9 @@ int BPF_KPROBE(on_v4_do_rcv, struct sock *sk)
 
 	// The article's line, in the trace pipe (at most three values per call).
 	bpf_trace_printk(fmt, sizeof(fmt), s.latency_ns / 1000, s.send.size);
-	// The whole record, to user space, which prints addresses and ports.
-	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &s, sizeof(s));
+	// The whole record, to user space, which prints addresses and ports, through this
+	// CPU's buffer. (BPF_F_CURRENT_CPU says the same since 4.8; 4.4 takes only the index.)
+	bpf_perf_event_output(ctx, &samples, bpf_get_smp_processor_id(), &s, sizeof(s));
 	bpf_map_delete_elem(&sends, &id);
 	return 0;
 }

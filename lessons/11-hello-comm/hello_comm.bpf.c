@@ -8,7 +8,9 @@ SEC("kprobe")
 int hello_comm(void *ctx)
 {
 	char fmt[] = "Hello World!! from %s, pid %d\n";
-	char comm[16];
+	// Zeroed, though the helper overwrites it: 4.4's verifier lets a helper write only to
+	// stack memory that is already initialised ("invalid indirect read from stack").
+	char comm[16] = {};
 
 	// The calling task's name (its "comm", 16 bytes at most) and its process id: the
 	// upper 32 bits of pid_tgid (the lower ones are the thread id).
