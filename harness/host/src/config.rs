@@ -17,6 +17,9 @@ pub struct Config {
     pub debian_mirror: Option<String>,
     /// Debian security mirror.
     pub debian_security_mirror: Option<String>,
+    /// Ubuntu mirror for kernels (`http://host/ubuntu`): its main archive, which serves
+    /// every pocket.
+    pub ubuntu_mirror: Option<String>,
     /// Cache directory for kernels and indexes.
     pub cache_dir: PathBuf,
 }
@@ -26,6 +29,7 @@ pub struct Config {
 struct ConfigFile {
     debian_mirror: Option<String>,
     debian_security_mirror: Option<String>,
+    ubuntu_mirror: Option<String>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -46,6 +50,7 @@ impl Config {
             path,
             debian_mirror: file.debian_mirror,
             debian_security_mirror: file.debian_security_mirror,
+            ubuntu_mirror: file.ubuntu_mirror,
             cache_dir,
         })
     }

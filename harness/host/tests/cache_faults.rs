@@ -10,7 +10,7 @@
 // Test helpers unwrap: a panic there is the test failing, with the value shown.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,8 +18,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// Only the proxy's request reading is used here.
+#[allow(dead_code)]
+mod common;
+
 use bpflab::arch::Arch;
-use bpflab::kernel::debian::mirror::Mirrors;
+use bpflab::kernel::apt::{mirror::Mirrors, Distribution};
 
 /// How the proxy passes `.deb` files on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +45,8 @@ struct Proxy {
 
 impl Proxy {
     fn start(pace: Pace) -> Proxy {
-        let mirrors = Mirrors::discover(&bpflab::config::Config::load().unwrap())
+        let config = bpflab::config::Config::load().unwrap();
+        let mirrors = Mirrors::discover(&config, Distribution::Debian)
             .expect("the tests need a Debian mirror (the host's apt sources)");
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -94,17 +99,8 @@ fn serve(
     pace: &AtomicU8,
     deb_bytes: &AtomicU64,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-    }
-    let mut parts = request.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (method, path) = common::proxy::read_request(&stream)?;
+    let (method, path) = (method.as_str(), path.as_str());
     let upstream = match (
         path.strip_prefix("/archive/"),
         path.strip_prefix("/security/"),
@@ -336,7 +332,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_nothing() {
     // Run bpflab, then list what is left on the full disk, from inside the namespace.
     let script = r#"mount -t tmpfs -o size=8m bpflab-full "$BPFLAB_CACHE_DIR" || exit 99
 "$0" "$@"; echo "exit status $?" >&2
-find "$BPFLAB_CACHE_DIR" -mindepth 1 ! -name '*.lock' ! -path '*/debian-indexes*' -printf 'left: %p\n' >&2"#;
+find "$BPFLAB_CACHE_DIR" -mindepth 1 ! -name '*.lock' ! -path '*/apt-indexes*' -printf 'left: %p\n' >&2"#;
     let mut cmd = Command::new(&namespace[0]);
     cmd.args(&namespace[1..])
         .args(["sh", "-c", script])

@@ -196,7 +196,8 @@ pub struct LessonArgs {
     /// KVM when usable, else emulation (auto); or force one.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
     pub(crate) accel: AccelRequest,
-    /// QEMU machine type (default: microvm on x86_64, virt on arm64).
+    /// QEMU machine type (default: microvm on x86_64, or pc for kernels older than 5.8
+    /// under emulation, which hang on microvm; virt on arm64).
     #[arg(long, value_enum)]
     pub(crate) machine: Option<Machine>,
     /// Guest memory in MiB, at least 128 (less makes newer guest kernels panic out of

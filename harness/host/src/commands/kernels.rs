@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::arch::Arch;
 use crate::config::{self, Config};
+use crate::kernel::apt::Distribution;
 use crate::kernel::catalog::Catalog;
 use crate::kernel::{self};
 use crate::term;
@@ -16,11 +17,22 @@ pub fn list() -> anyhow::Result<ExitCode> {
         "{:<8} {:<8} {:<30} cached",
         "series", "arch", "sources (in order)"
     );
+    // Reason → the (series, arch) it keeps from this machine.
+    let mut unavailable: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for k in &catalog.kernels {
         for arch in Arch::ALL {
+            if let Some(why) = kernel::availability::unavailable_here(k, arch, &config) {
+                unavailable
+                    .entry(why)
+                    .or_default()
+                    .push(format!("{} {arch}", k.series));
+            }
             let mut sources = Vec::new();
-            if k.debian_pattern(arch).is_some() {
-                sources.push("debian-package");
+            if k.package_pattern(arch).is_some() {
+                sources.push(match k.distribution() {
+                    Distribution::Debian => "debian-package",
+                    Distribution::Ubuntu => "ubuntu-package",
+                });
             }
             if let Some(src) = &k.source {
                 if src.debian.is_some() {
@@ -56,6 +68,12 @@ pub fn list() -> anyhow::Result<ExitCode> {
                 arch.name(),
                 sources.join(",")
             );
+        }
+    }
+    if !unavailable.is_empty() {
+        println!("\nunavailable on this machine:");
+        for (why, cells) in unavailable {
+            println!("  {}: {why}", cells.join(", "));
         }
     }
     println!("\ncache: {}", config.cache_dir.display());

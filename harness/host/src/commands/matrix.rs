@@ -63,8 +63,8 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     );
     let started = std::time::Instant::now();
     let report = matrix::run(&request, &|cell| {
-        let summary: Vec<String> = match &cell.unavailable {
-            Some(why) => vec![format!("unavailable: {}", why.lines().next().unwrap_or(""))],
+        let summary: Vec<String> = match cell.stopped() {
+            Some((word, why)) => vec![format!("{word}: {}", why.lines().next().unwrap_or(""))],
             None => cell
                 .lessons
                 .iter()

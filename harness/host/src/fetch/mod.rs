@@ -66,8 +66,7 @@ impl Limit {
         match self {
             Limit::Listed(n) => anyhow::anyhow!(
                 "downloading {url}: the mirror sent more than the {n} bytes the index lists; \
-                 nothing was kept. If this repeats, the mirror is broken: choose another with {}",
-                crate::kernel::debian::mirror::MIRROR_ENV
+                 nothing was kept. If this repeats, the mirror is broken: choose another mirror"
             ),
             Limit::Cap(n) => anyhow::anyhow!(
                 "downloading {url}: the server sent more than {}, far more than such a file \
@@ -176,10 +175,8 @@ fn download_within(
         if actual != exp.sha256 {
             bail!(
                 "downloading {url}: SHA-256 mismatch (got {actual}, the archive index says {}); \
-                 nothing was kept. If this repeats, the mirror is broken: choose another with \
-                 {}",
+                 nothing was kept. If this repeats, the mirror is broken: choose another mirror",
                 exp.sha256,
-                crate::kernel::debian::mirror::MIRROR_ENV
             );
         }
     }

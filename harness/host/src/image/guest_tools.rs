@@ -9,13 +9,14 @@ use anyhow::Context as _;
 
 use crate::arch::Arch;
 use crate::config::Config;
+use crate::kernel::apt::{archive, Distribution};
 use crate::kernel::catalog::Catalog;
-use crate::kernel::debian::archive;
 
 /// The busybox package query for `arch` (also used to pin it).
 pub fn busybox_query<'a>(catalog: &'a Catalog, arch: Arch) -> anyhow::Result<archive::Query<'a>> {
     Ok(archive::Query {
         what: "busybox".into(),
+        distribution: Distribution::Debian,
         suites: &catalog.busybox.suites,
         pattern: regex::Regex::new(&catalog.busybox.package).context("busybox package pattern")?,
         arch,

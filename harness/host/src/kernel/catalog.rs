@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::arch::Arch;
+use crate::kernel::apt::Distribution;
 
 /// The parsed catalog.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,12 +39,22 @@ pub struct GuestTool {
 pub struct KernelSeries {
     /// The name users type: `6.1`, `7.3-rc`.
     pub series: String,
-    /// Debian suites to look in, in no particular order: the newest match wins.
+    /// Suites of its archive to look in, in no particular order: the newest match wins.
     #[serde(default)]
     pub suites: Vec<String>,
-    /// Per architecture name (`x86_64`, `arm64`): a regular expression over package names.
+    /// Per architecture name (`x86_64`, `arm64`): a regular expression over Debian's
+    /// package names.
     #[serde(default)]
     pub debian: BTreeMap<String, String>,
+    /// The same over Ubuntu's package names (an entry has Debian's or Ubuntu's: its
+    /// suites belong to one archive).
+    #[serde(default)]
+    pub ubuntu: BTreeMap<String, String>,
+    /// Per architecture: the package that holds the kernel's build config when the
+    /// kernel's own package does not (Ubuntu's `linux-modules-*`), named from the kernel
+    /// package's name: `$1` stands for the pattern's first group. Same version.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
     /// Where the source comes from, for minimal builds.
     pub source: Option<SourceSpec>,
 }
@@ -80,12 +91,7 @@ impl Catalog {
             anyhow::bail!("default series `{}` is not in the catalog", catalog.default);
         }
         for k in &catalog.kernels {
-            for (arch, pattern) in &k.debian {
-                arch.parse::<Arch>().map_err(anyhow::Error::msg)?;
-                regex::Regex::new(pattern).with_context(|| {
-                    format!("series {}: bad package pattern for {arch}", k.series)
-                })?;
-            }
+            k.check().with_context(|| format!("series {}", k.series))?;
         }
         Ok(catalog)
     }
@@ -102,11 +108,69 @@ impl Catalog {
 }
 
 impl KernelSeries {
-    /// The Debian package-name pattern for an architecture, if Debian provides this
-    /// series for it.
-    pub fn debian_pattern(&self, arch: Arch) -> Option<regex::Regex> {
-        let pattern = self.debian.get(arch.name())?;
+    /// The archive the series' packages (and suites) come from.
+    pub fn distribution(&self) -> Distribution {
+        match self.ubuntu.is_empty() {
+            true => Distribution::Debian,
+            false => Distribution::Ubuntu,
+        }
+    }
+
+    fn patterns(&self) -> &BTreeMap<String, String> {
+        match self.distribution() {
+            Distribution::Debian => &self.debian,
+            Distribution::Ubuntu => &self.ubuntu,
+        }
+    }
+
+    /// The package-name pattern for an architecture, if the series' archive provides a
+    /// kernel for it.
+    pub fn package_pattern(&self, arch: Arch) -> Option<regex::Regex> {
+        let pattern = self.patterns().get(arch.name())?;
         regex::Regex::new(pattern).ok()
+    }
+
+    /// The name of the package holding the config of the kernel package `kernel`, when
+    /// the catalog says it is another package.
+    pub fn config_package(&self, arch: Arch, kernel: &str) -> Option<String> {
+        let template = self.config.get(arch.name())?;
+        let captures = self.package_pattern(arch)?.captures(kernel)?;
+        let mut name = String::new();
+        captures.expand(template, &mut name);
+        Some(name)
+    }
+
+    /// What makes an entry unusable, said before anything is fetched.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.debian.is_empty() || self.ubuntu.is_empty(),
+            "it names both Debian and Ubuntu packages, but its suites belong to one archive: \
+             make it two series"
+        );
+        let distribution = self.distribution();
+        for (arch, pattern) in self.patterns() {
+            arch.parse::<Arch>().map_err(anyhow::Error::msg)?;
+            regex::Regex::new(pattern)
+                .with_context(|| format!("bad package pattern for {arch}"))?;
+        }
+        for suite in &self.suites {
+            anyhow::ensure!(
+                distribution.owns_suite(suite),
+                "suite `{suite}` is not one of {distribution}'s (its packages come from \
+                 {distribution}'s archive)"
+            );
+        }
+        for (arch, template) in &self.config {
+            let pattern = self.patterns().get(arch).with_context(|| {
+                format!("config.{arch} is given, but no package pattern for {arch}")
+            })?;
+            anyhow::ensure!(
+                template.contains("$1") && regex::Regex::new(pattern)?.captures_len() > 1,
+                "config.{arch} = '{template}' must name the config package with `$1`, the \
+                 first group of the package pattern '{pattern}'"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -119,7 +183,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/catalog.toml");
         let catalog = Catalog::load(&path).unwrap();
         let default = catalog.find(&catalog.default).unwrap();
-        assert!(default.debian_pattern(Arch::X86_64).is_some());
+        assert!(default.package_pattern(Arch::X86_64).is_some());
         assert!(catalog.series_names().contains(&"5.10"));
     }
 
@@ -130,14 +194,14 @@ mod tests {
         let p61 = catalog
             .find("6.1")
             .unwrap()
-            .debian_pattern(Arch::X86_64)
+            .package_pattern(Arch::X86_64)
             .unwrap();
         assert!(p61.is_match("linux-image-6.1.0-53-cloud-amd64-unsigned"));
         assert!(!p61.is_match("linux-image-6.1.0-53-cloud-amd64-dbg"));
         let p72 = catalog
             .find("7.2")
             .unwrap()
-            .debian_pattern(Arch::X86_64)
+            .package_pattern(Arch::X86_64)
             .unwrap();
         assert!(p72.is_match("linux-binary-7.2.13+deb14-cloud-amd64"));
         assert!(!p72.is_match("linux-base-7.2.13+deb14-cloud-amd64"));
@@ -160,5 +224,69 @@ mod tests {
             "default = \"6.1\"\n[[kernel]]\nseries = \"6.1\"\ndebian.sparc = 'x'\n{BUSYBOX}"
         );
         assert!(Catalog::parse(&text).is_err());
+    }
+
+    #[test]
+    fn old_series_come_from_ubuntu_with_their_config_package() {
+        let catalog = Catalog::load_shipped().unwrap();
+        for series in ["4.4", "4.15", "5.4", "5.15", "6.8"] {
+            let entry = catalog.find(series).unwrap();
+            assert_eq!(entry.distribution(), Distribution::Ubuntu, "{series}");
+            // amd64 only: Ubuntu's arm64 archive is not one bpflab reads.
+            assert!(entry.package_pattern(Arch::Arm64).is_none(), "{series}");
+        }
+        let k44 = catalog.find("4.4").unwrap();
+        let pattern = k44.package_pattern(Arch::X86_64).unwrap();
+        assert!(pattern.is_match("linux-image-unsigned-4.4.0-210-generic"));
+        // Not the signed image, not the low-latency flavour, not 4.15 from the HWE stack.
+        for other in [
+            "linux-image-4.4.0-210-generic",
+            "linux-image-unsigned-4.4.0-210-lowlatency",
+            "linux-image-unsigned-4.15.0-142-generic",
+        ] {
+            assert!(!pattern.is_match(other), "{other}");
+        }
+        assert_eq!(
+            k44.config_package(Arch::X86_64, "linux-image-unsigned-4.4.0-210-generic")
+                .as_deref(),
+            Some("linux-modules-4.4.0-210-generic")
+        );
+        // Debian's packages carry their config: no second package.
+        let k61 = catalog.find("6.1").unwrap();
+        assert_eq!(k61.distribution(), Distribution::Debian);
+        assert_eq!(
+            k61.config_package(Arch::X86_64, "linux-image-6.1.0-56-cloud-amd64-unsigned"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_entry_must_keep_to_one_archive_and_its_suites() {
+        let entry = |body: &str| {
+            Catalog::parse(&format!(
+                "default = \"6.1\"\n[[kernel]]\nseries = \"6.1\"\n{body}\n{BUSYBOX}"
+            ))
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+        };
+        let both =
+            entry("suites = [\"sid\"]\ndebian.x86_64 = 'a'\nubuntu.x86_64 = 'b'").unwrap_err();
+        assert!(both.contains("both Debian and Ubuntu"), "{both}");
+        let foreign = entry("suites = [\"xenial-updates\"]\ndebian.x86_64 = 'a'").unwrap_err();
+        assert!(foreign.contains("not one of Debian's"), "{foreign}");
+        let no_group = entry(
+            "suites = [\"noble-updates\"]\nubuntu.x86_64 = '^linux-image-x$'\n\
+             config.x86_64 = 'linux-modules-$1'",
+        )
+        .unwrap_err();
+        assert!(
+            no_group.contains("must name the config package"),
+            "{no_group}"
+        );
+        entry(
+            "suites = [\"noble-updates\"]\nubuntu.x86_64 = '^linux-image-(x)$'\n\
+             config.x86_64 = 'linux-modules-$1'",
+        )
+        .unwrap();
     }
 }

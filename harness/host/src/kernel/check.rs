@@ -19,16 +19,27 @@ const NEEDED: &[(&str, &str)] = &[
     ("CONFIG_DEVTMPFS", "device nodes in the guest"),
 ];
 
+/// Options that had another name in older kernels: `KPROBE_EVENTS` was `KPROBE_EVENT`
+/// until 4.11.
+const FORMERLY: &[(&str, &str)] = &[("CONFIG_KPROBE_EVENTS", "CONFIG_KPROBE_EVENT")];
+
 /// The options `config` (a kernel `.config`) lacks for running lessons on `arch`.
 pub fn missing(config: &str, arch: Arch) -> Vec<String> {
     let console: &[(&str, &str)] = match arch {
         Arch::X86_64 => &[("CONFIG_SERIAL_8250_CONSOLE", "the serial console")],
         Arch::Arm64 => &[("CONFIG_SERIAL_AMBA_PL011_CONSOLE", "the serial console")],
     };
+    let set = |option: &str| config.lines().any(|l| l.trim() == format!("{option}=y"));
+    let set_by_any_name = |option: &str| {
+        set(option)
+            || FORMERLY
+                .iter()
+                .any(|(now, before)| *now == option && set(before))
+    };
     NEEDED
         .iter()
         .chain(console)
-        .filter(|(option, _)| !config.lines().any(|l| l.trim() == format!("{option}=y")))
+        .filter(|(option, _)| !set_by_any_name(option))
         .map(|(option, why)| format!("{option}=y ({why})"))
         .collect()
 }
@@ -55,6 +66,17 @@ mod tests {
         );
         // The console a guest needs depends on the arch.
         assert!(missing(GOOD, Arch::Arm64)[0].starts_with("CONFIG_SERIAL_AMBA_PL011_CONSOLE"));
+    }
+
+    #[test]
+    fn an_old_kernel_may_name_an_option_as_it_was_then_called() {
+        let k44 = GOOD.replace("CONFIG_KPROBE_EVENTS=y", "CONFIG_KPROBE_EVENT=y");
+        assert!(missing(&k44, Arch::X86_64).is_empty());
+        let none = GOOD.replace("CONFIG_KPROBE_EVENTS=y", "");
+        assert_eq!(
+            missing(&none, Arch::X86_64),
+            ["CONFIG_KPROBE_EVENTS=y (attaching BPF programs to kprobes)"]
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Getting a kernel image to boot: a path the user gives, or a catalog series resolved to
-//! a Debian package, downloaded, verified, unpacked and cached.
+//! a Debian or Ubuntu package, downloaded, verified, unpacked and cached.
 
+pub mod apt;
+pub mod availability;
 pub mod build;
 pub mod catalog;
 pub mod check;
-pub mod debian;
 pub mod pins;
 pub mod update;
+pub mod version;
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +17,10 @@ use serde::Serialize;
 
 use crate::arch::Arch;
 use crate::config::Config;
+use apt::archive;
+pub use availability::{is_unavailable, Unavailable};
 use catalog::{Catalog, KernelSeries};
-use debian::archive;
+pub use version::KernelVersion;
 
 /// What the user asked for with `--kernel`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub struct KernelImage {
     pub config: Option<PathBuf>,
     /// Where it came from, for the user: package and version, or the path.
     pub origin: String,
+    /// Its Linux version, from the image itself or else its series, when known.
+    pub version: Option<KernelVersion>,
 }
 
 /// Finds (and if needed fetches) the kernel for `spec` and `arch`.
@@ -75,6 +81,7 @@ pub fn obtain(
                 image: path.clone(),
                 config,
                 origin: path.display().to_string(),
+                version: KernelVersion::of_image(path),
             })
         }
         KernelSpec::Series(name) => {
@@ -88,7 +95,7 @@ pub fn obtain(
                     catalog.series_names().join(", ")
                 )
             })?;
-            if series.debian_pattern(arch).is_none() && series.source.is_some() {
+            if series.package_pattern(arch).is_none() && series.source.is_some() {
                 // No prebuilt kernel: the next source in order of preference is a build.
                 crate::term::status(format!(
                     "kernel {name} has no prebuilt package for {arch}: building a minimal one from source \
@@ -164,14 +171,13 @@ fn obtain_series(
     config: &Config,
     refresh: bool,
 ) -> anyhow::Result<KernelImage> {
-    let pattern = series.debian_pattern(arch).with_context(|| {
-        format!(
-            "kernel {} is not available for {arch}: the catalog has no package for it",
-            series.series
-        )
-    })?;
+    let pattern = series
+        .package_pattern(arch)
+        .ok_or_else(|| availability::no_package(series, arch))?;
+    let distribution = series.distribution();
     let query = archive::Query {
         what: format!("kernel {}", series.series),
+        distribution,
         suites: &series.suites,
         pattern,
         arch,
@@ -179,21 +185,7 @@ fn obtain_series(
     let dir = cache_dir(config, &series.series, arch);
     let lock = pins::KernelLock::load(&pins::lock_path())?;
     let pinned = lock.find(&series.series, arch);
-    let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
-        let file = path.rsplit('/').next().unwrap_or(path);
-        let in_boot = path.starts_with("boot/");
-        // Until 6.x the image is boot/vmlinuz-<release>; the split packages of 7.x put
-        // it in usr/lib/modules/<release>/vmlinuz.
-        if (in_boot && file.starts_with("vmlinuz-"))
-            || (path.starts_with("usr/lib/modules/") && file == "vmlinuz")
-        {
-            Some("vmlinuz".into())
-        } else if in_boot && file.starts_with("config-") {
-            Some("config".into())
-        } else {
-            None
-        }
-    })?;
+    let record = archive::obtain(config, &query, &dir, refresh, pinned, kernel_file)?;
     if !record.files.contains_key("vmlinuz") {
         bail!(
             "{} {} contains no kernel image (looked for boot/vmlinuz-* and usr/lib/modules/*/vmlinuz)",
@@ -201,19 +193,103 @@ fn obtain_series(
             record.package.version
         );
     }
-    Ok(KernelImage {
-        series: series.series.clone(),
-        arch,
-        image: dir.join("vmlinuz"),
-        config: record
+    let kernel_config = match series.config_package(arch, &record.package.name) {
+        Some(name) => Some(obtain_config(
+            series, arch, config, &lock, &record, &name, refresh,
+        )?),
+        None => record
             .files
             .contains_key("config")
             .then(|| dir.join("config")),
+    };
+    let image = dir.join("vmlinuz");
+    Ok(KernelImage {
+        series: series.series.clone(),
+        arch,
+        version: KernelVersion::of_image(&image).or_else(|| KernelVersion::parse(&series.series)),
+        image,
+        config: kernel_config,
         origin: format!(
-            "{} {} (Debian {})",
+            "{} {} ({distribution} {})",
             record.package.name, record.package.version, record.suite
         ),
     })
+}
+
+/// Which files of a kernel package bpflab keeps, and under which name. Until 6.x the
+/// image is boot/vmlinuz-<release>; Debian's split packages of 7.x put it in
+/// usr/lib/modules/<release>/vmlinuz.
+fn kernel_file(path: &str) -> Option<String> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let in_boot = path.starts_with("boot/");
+    if (in_boot && file.starts_with("vmlinuz-"))
+        || (path.starts_with("usr/lib/modules/") && file == "vmlinuz")
+    {
+        Some("vmlinuz".into())
+    } else if in_boot && file.starts_with("config-") {
+        Some("config".into())
+    } else {
+        None
+    }
+}
+
+/// The config of `kernel` from the package that holds it (`name`, of the kernel's
+/// version): the one pinned beside the kernel (the newest, when the kernel itself was
+/// `refresh`ed past the lock), cached beside it. Only the config is kept of it.
+fn obtain_config(
+    series: &KernelSeries,
+    arch: Arch,
+    config: &Config,
+    lock: &pins::KernelLock,
+    kernel: &archive::Record,
+    name: &str,
+    refresh: bool,
+) -> anyhow::Result<PathBuf> {
+    let query = archive::Query {
+        what: format!("the config of kernel {}", series.series),
+        distribution: series.distribution(),
+        suites: &series.suites,
+        pattern: regex::Regex::new(&format!("^{}$", regex::escape(name)))?,
+        arch,
+    };
+    // A pin of another version (the kernel was refreshed past the lock) is not this
+    // kernel's config: the newest package of the right name is, and its version must be
+    // the kernel's.
+    let pinned = lock
+        .find_config(&series.series, arch)
+        .filter(|p| p.package.name == name && p.package.version == kernel.package.version);
+    if pinned.is_none() && !refresh {
+        bail!(
+            "{name} {}, which holds the config of the pinned kernel {}, is not pinned in {}: \
+             run `bpflab kernels update` (only pinned files are used)",
+            kernel.package.version,
+            series.series,
+            pins::lock_path().display()
+        );
+    }
+    let dir = cache_dir(config, &format!("{}.config", series.series), arch);
+    // Unpinned, a cached config of this very package is as good as a new download.
+    let refresh = pinned.is_none()
+        && archive::record(&dir)
+            .is_none_or(|r| r.package.name != name || r.package.version != kernel.package.version);
+    let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
+        (path.starts_with("boot/config-")).then(|| "config".to_string())
+    })?;
+    anyhow::ensure!(
+        record.package.version == kernel.package.version,
+        "{} {} is not of the kernel's version {}: run `bpflab kernels update` to pin both anew",
+        record.package.name,
+        record.package.version,
+        kernel.package.version
+    );
+    anyhow::ensure!(
+        record.files.contains_key("config"),
+        "{} {} holds no boot/config-*: the catalog's `config` for {} names the wrong package",
+        record.package.name,
+        record.package.version,
+        series.series
+    );
+    Ok(dir.join("config"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::kernel::debian::index;
+use crate::kernel::apt::index;
 
 /// Where the lock file is: in the source tree, beside the catalog.
 pub fn lock_path() -> std::path::PathBuf {
@@ -29,6 +29,14 @@ pub struct KernelLock {
     /// One entry per (series, arch).
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<LockedKernel>,
+    /// One entry per (series, arch) whose kernel's config is in a package of its own
+    /// (Ubuntu's `linux-modules-*`), of the same version as the kernel's.
+    #[serde(
+        default,
+        rename = "kernel_config",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub configs: Vec<LockedKernel>,
     /// One entry per series built from a kernel.org tarball.
     #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<LockedSource>,
@@ -115,10 +123,17 @@ impl KernelLock {
 
     /// The pin of a series and arch.
     pub fn find(&self, series: &str, arch: Arch) -> Option<&Pinned> {
-        self.kernels
-            .iter()
-            .find(|k| k.series == series && k.arch == arch.name())
-            .map(|k| &k.pinned)
+        find_in(&self.kernels, series, arch)
+    }
+
+    /// The pinned config package of a series and arch.
+    pub fn find_config(&self, series: &str, arch: Arch) -> Option<&Pinned> {
+        find_in(&self.configs, series, arch)
+    }
+
+    /// Sets the pinned config package of a series and arch.
+    pub fn set_config(&mut self, series: &str, arch: Arch, pinned: Pinned) {
+        set_in(&mut self.configs, series, arch, pinned);
     }
 
     /// The pinned SHA-256 of a series' source tarball at `url`, if pinned.
@@ -181,22 +196,31 @@ impl KernelLock {
 
     /// Sets the pin of a series and arch.
     pub fn set(&mut self, series: &str, arch: Arch, pinned: Pinned) {
-        self.kernels
-            .retain(|k| !(k.series == series && k.arch == arch.name()));
-        self.kernels.push(LockedKernel {
-            series: series.to_string(),
-            arch: arch.name().to_string(),
-            pinned,
-        });
-        self.kernels
-            .sort_by(|a, b| (&a.arch, &a.series).cmp(&(&b.arch, &b.series)));
+        set_in(&mut self.kernels, series, arch, pinned);
     }
+}
+
+fn find_in<'a>(list: &'a [LockedKernel], series: &str, arch: Arch) -> Option<&'a Pinned> {
+    list.iter()
+        .find(|k| k.series == series && k.arch == arch.name())
+        .map(|k| &k.pinned)
+}
+
+/// Replaces the entry of (series, arch) in `list`, kept sorted by arch, then series.
+fn set_in(list: &mut Vec<LockedKernel>, series: &str, arch: Arch, pinned: Pinned) {
+    list.retain(|k| !(k.series == series && k.arch == arch.name()));
+    list.push(LockedKernel {
+        series: series.to_string(),
+        arch: arch.name().to_string(),
+        pinned,
+    });
+    list.sort_by(|a, b| (&a.arch, &a.series).cmp(&(&b.arch, &b.series)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::debian::index::Package;
+    use crate::kernel::apt::index::Package;
 
     fn pin(version: &str) -> Pinned {
         Pinned {

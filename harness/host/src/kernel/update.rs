@@ -6,8 +6,8 @@
 use crate::arch::Arch;
 use crate::config::Config;
 use crate::image::guest_tools;
-use crate::kernel::catalog::Catalog;
-use crate::kernel::debian::archive::{self, Pinned, Query};
+use crate::kernel::apt::archive::{self, Pinned, Query};
+use crate::kernel::catalog::{Catalog, KernelSeries};
 use crate::kernel::pins::{self, KernelLock};
 use crate::openpgp::{Keyring, PinnedKey};
 
@@ -81,11 +81,12 @@ fn pin_kernels(
 ) -> anyhow::Result<()> {
     for series in &catalog.kernels {
         for &arch in arches {
-            let Some(pattern) = series.debian_pattern(arch) else {
+            let Some(pattern) = series.package_pattern(arch) else {
                 continue;
             };
             let query = Query {
                 what: format!("kernel {}", series.series),
+                distribution: series.distribution(),
                 suites: &series.suites,
                 pattern,
                 arch,
@@ -93,10 +94,51 @@ fn pin_kernels(
             let label = format!("{} {arch}", series.series);
             if let Some(newest) = newest(config, &query, &label, changes)? {
                 note_change(&label, lock.find(&series.series, arch), &newest, changes);
+                pin_config(config, &query, series, &newest, lock, changes)?;
                 lock.set(&series.series, arch, newest);
             }
         }
     }
+    Ok(())
+}
+
+/// The package holding the config of the newly pinned `kernel`, where it is another
+/// (Ubuntu's `linux-modules-*`): that name, of the kernel's very version.
+fn pin_config(
+    config: &Config,
+    kernel_query: &Query<'_>,
+    series: &KernelSeries,
+    kernel: &Pinned,
+    lock: &mut KernelLock,
+    changes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let arch = kernel_query.arch;
+    let Some(name) = series.config_package(arch, &kernel.package.name) else {
+        return Ok(());
+    };
+    let query = Query {
+        what: format!("the config of kernel {}", series.series),
+        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&name)))?,
+        ..kernel_query.clone()
+    };
+    let label = format!("{} {arch} config", series.series);
+    let Some(newest) = newest(config, &query, &label, changes)? else {
+        return Ok(());
+    };
+    if newest.package.version != kernel.package.version {
+        changes.push(format!(
+            "{label}: not updated: the mirror has {name} {}, not the kernel's {}",
+            newest.package.version, kernel.package.version
+        ));
+        return Ok(());
+    }
+    note_change(
+        &label,
+        lock.find_config(&series.series, arch),
+        &newest,
+        changes,
+    );
+    lock.set_config(&series.series, arch, newest);
     Ok(())
 }
 
@@ -113,6 +155,7 @@ fn pin_source_packages(
         };
         let query = Query {
             what: format!("linux source {}", series.series),
+            distribution: series.distribution(),
             suites: &series.suites,
             pattern: regex::Regex::new(pattern).context("source package pattern")?,
             arch: Arch::X86_64,
@@ -224,7 +267,7 @@ mod tests {
                         linux-4.4.302.tar.xz\n";
         assert!(verify_sums(unsigned, now).is_err());
         // Debian's signature is a real one, but not kernel.org's.
-        let debian = include_str!("debian/testdata/bullseye.InRelease");
+        let debian = include_str!("apt/testdata/bullseye.InRelease");
         let err = verify_sums(debian, now).unwrap_err();
         assert!(err.to_string().contains("none of its"), "{err}");
         // The shipped key is the one pinned.

@@ -100,7 +100,7 @@ pub(super) fn qemu_config(
         accel: accel.accel,
         machine: request
             .machine
-            .unwrap_or_else(|| Machine::default_for(request.arch)),
+            .unwrap_or_else(|| Machine::default_for(request.arch, accel.accel, kernel.version)),
         kernel: kernel.image.clone(),
         initrd: scratch.join("initramfs.cpio"),
         memory_mib: request.memory_mib,

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
+use crate::kernel::KernelVersion;
 use crate::vm::accel::Accel;
 
 /// The least guest memory (`-m`, MiB) every lesson runs with. Measured under TCG on
@@ -23,10 +24,24 @@ pub enum Machine {
     Virt,
 }
 
+/// The first Linux that takes `tsc_early_khz=` (5.8). Under TCG on microvm, a kernel
+/// must be told the TSC's rate: it calibrates the TSC against the PIT, which fails under
+/// emulation, and microvm has no HPET or ACPI PM timer to fall back on, so an older guest
+/// hangs after "Marking TSC unstable" (Ubuntu's 4.15 in 9 boots of 9, 5.4 in 5 of 8, 4.4
+/// in 2 of 7). `pc` has both timers and booted those kernels every time.
+pub const TSC_EARLY_KHZ_SINCE: KernelVersion = KernelVersion { major: 5, minor: 8 };
+
 impl Machine {
-    /// The default machine for an arch.
-    pub fn default_for(arch: Arch) -> Machine {
+    /// The default machine for a kernel of `version` (when known) on `arch` with
+    /// `accel`: microvm on x86-64, the fastest to boot, unless the kernel is too old to
+    /// boot on it under emulation; then `pc`. A kernel of unknown version gets microvm.
+    pub fn default_for(arch: Arch, accel: Accel, version: Option<KernelVersion>) -> Machine {
         match arch {
+            Arch::X86_64
+                if accel == Accel::Tcg && version.is_some_and(|v| v < TSC_EARLY_KHZ_SINCE) =>
+            {
+                Machine::Pc
+            }
             Arch::X86_64 => Machine::Microvm,
             Arch::Arm64 => Machine::Virt,
         }
@@ -188,7 +203,7 @@ mod tests {
         QemuConfig {
             arch,
             accel,
-            machine: Machine::default_for(arch),
+            machine: Machine::default_for(arch, accel, None),
             kernel: "/k/vmlinuz".into(),
             initrd: "/t/initrd".into(),
             memory_mib: 512,
@@ -208,6 +223,24 @@ mod tests {
         assert!(c.kernel_cmdline().contains("tsc_early_khz=2445404"));
         assert!(c.kernel_cmdline().contains("console=ttyS0"));
         assert!(args.contains("isa-serial,chardev=channel,index=1"));
+    }
+
+    #[test]
+    fn kernels_older_than_tsc_early_khz_boot_on_pc_under_tcg() {
+        let v = |major, minor| Some(KernelVersion { major, minor });
+        let x86 = |accel, version| Machine::default_for(Arch::X86_64, accel, version);
+        for old in [v(4, 4), v(4, 15), v(5, 4), v(5, 7)] {
+            assert_eq!(x86(Accel::Tcg, old), Machine::Pc, "{old:?}");
+            // KVM gives the guest its TSC rate: microvm boots them.
+            assert_eq!(x86(Accel::Kvm, old), Machine::Microvm, "{old:?}");
+        }
+        for new in [v(5, 8), v(5, 10), v(6, 1), v(7, 3), None] {
+            assert_eq!(x86(Accel::Tcg, new), Machine::Microvm, "{new:?}");
+        }
+        assert_eq!(
+            Machine::default_for(Arch::Arm64, Accel::Tcg, v(4, 4)),
+            Machine::Virt
+        );
     }
 
     #[test]

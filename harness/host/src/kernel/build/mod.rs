@@ -17,9 +17,9 @@ use anyhow::Context as _;
 
 use crate::arch::Arch;
 use crate::config::Config;
+use crate::kernel::apt::archive;
 use crate::kernel::catalog::{Catalog, KernelSeries};
-use crate::kernel::debian::archive;
-use crate::kernel::KernelImage;
+use crate::kernel::{KernelImage, KernelVersion};
 use crate::sandbox::Sandbox;
 use crate::term;
 
@@ -164,6 +164,7 @@ fn built_image(
     KernelImage {
         series: flavour.kernel_name(&series.series),
         arch,
+        version: KernelVersion::parse(&series.series),
         image,
         config: Some(dir.join("config")),
         origin: format!(

@@ -7,12 +7,15 @@ use anyhow::{bail, Context as _};
 
 use crate::arch::Arch;
 use crate::config::Config;
+use crate::kernel::apt::archive;
 use crate::kernel::catalog::KernelSeries;
-use crate::kernel::debian::archive;
 use crate::{digest, fetch, term};
 
 /// The source tarball of a series and its hash: from Debian's `linux-source-*`, or
-/// kernel.org.
+/// kernel.org. When neither answers, the series cannot be built here: [`Unavailable`],
+/// no failure of bpflab.
+///
+/// [`Unavailable`]: crate::kernel::Unavailable
 pub(super) fn source_tarball(
     config: &Config,
     series: &KernelSeries,
@@ -29,6 +32,7 @@ pub(super) fn source_tarball(
     if let Some(pattern) = &spec.debian {
         let query = archive::Query {
             what: format!("linux source {}", series.series),
+            distribution: series.distribution(),
             suites: &series.suites,
             pattern: regex::Regex::new(pattern).context("source package pattern")?,
             arch,
@@ -55,7 +59,7 @@ pub(super) fn source_tarball(
                 )),
             },
             Err(e) if fetch::no_other_source_helps(&e) => return Err(e),
-            Err(e) => problems.push(format!("Debian: {e:#}")),
+            Err(e) => problems.push(format!("{}: {e:#}", series.distribution())),
         }
     }
     if let Some(url) = &spec.kernel_org {
@@ -105,9 +109,10 @@ pub(super) fn source_tarball(
             return Ok((dest, sha));
         }
     }
-    bail!(
+    Err(crate::kernel::Unavailable(format!(
         "no source for kernel {} can be obtained on this machine:\n  {}",
         series.series,
         problems.join("\n  ")
-    )
+    ))
+    .into())
 }

@@ -1,8 +1,11 @@
 //! The kernel matrix: every selected lesson on every selected kernel and arch.
 //!
 //! One VM boot per (kernel, arch) cell runs all the lessons, so the boot is paid once.
-//! Cells run in parallel, `jobs` at a time. A kernel that cannot be obtained makes its
-//! cell "unavailable", with the reason; it is never dropped from the report.
+//! Cells run in parallel, `jobs` at a time. A kernel that cannot be had on this machine
+//! (no mirror of its archive configured, no package for the arch, no source reachable)
+//! makes its cell "unavailable", with the reason, which fails nothing; a cell that could
+//! not run for any other reason (a refused download, a guest that never came up) is an
+//! error, which fails the matrix. No cell is ever dropped from the report.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -54,8 +57,11 @@ pub struct Cell {
     pub origin: Option<String>,
     /// `uname -r` of the guest.
     pub release: Option<String>,
-    /// Why the cell could not run at all (kernel unavailable, VM failure).
+    /// Why the kernel cannot be had on this machine (not a failure).
     pub unavailable: Option<String>,
+    /// Why the cell could not run otherwise: a failure.
+    #[serde(default)]
+    pub error: Option<String>,
     /// Lesson results, in order.
     pub lessons: Vec<CellLesson>,
     /// QEMU start → agent ready, seconds.
@@ -76,11 +82,11 @@ pub struct CellLesson {
 }
 
 impl Report {
-    /// Whether no lesson failed and no cell was unavailable. Unsupported lessons (with a
-    /// reason) do not fail the matrix.
+    /// Whether no lesson failed and every cell could run that had a kernel. Unsupported
+    /// lessons and unavailable kernels (each with a reason) do not fail the matrix.
     pub fn ok(&self) -> bool {
         self.cells.iter().all(|c| {
-            c.unavailable.is_none()
+            c.error.is_none()
                 && c.lessons
                     .iter()
                     .all(|l| !matches!(l.outcome, Outcome::Failed(_)))
@@ -105,7 +111,7 @@ impl Report {
             gaps.push("the reports hold no cells at all: did the matrix jobs run?".to_string());
         }
         for c in &self.cells {
-            if c.lessons.is_empty() && c.unavailable.is_none() {
+            if c.lessons.is_empty() && c.unavailable.is_none() && c.error.is_none() {
                 gaps.push(format!(
                     "{} {}: no lesson results and no reason; its run stopped before any \
                      lesson ended (see that job's log)",
@@ -159,8 +165,8 @@ impl Report {
                 c.release.as_deref().unwrap_or("-")
             ));
             for n in &lessons {
-                let word = match (&c.unavailable, c.lessons.iter().find(|l| l.lesson == *n)) {
-                    (Some(_), _) => "unavailable".to_string(),
+                let word = match (c.stopped(), c.lessons.iter().find(|l| l.lesson == *n)) {
+                    (Some((word, _)), _) => word.to_string(),
                     (None, Some(l)) => l.outcome.word().to_string(),
                     (None, None) => "-".to_string(),
                 };
@@ -178,9 +184,9 @@ impl Report {
             }
             let secs = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
             out.push_str(&format!("{} | {} |\n", secs(c.boot_s), secs(c.run_s)));
-            if let Some(why) = &c.unavailable {
+            if let Some((word, why)) = c.stopped() {
                 notes.push(format!(
-                    "{} {}: unavailable: {}",
+                    "{} {}: {word}: {}",
                     c.kernel,
                     c.arch,
                     first_line(why)
@@ -204,6 +210,17 @@ impl Report {
         std::fs::write(dir.join("matrix.md"), self.markdown())
             .with_context(|| format!("writing {}", dir.join("matrix.md").display()))?;
         Ok(())
+    }
+}
+
+impl Cell {
+    /// Why the cell ran no lesson, as a word for the table and the reason.
+    pub fn stopped(&self) -> Option<(&'static str, &str)> {
+        match (&self.error, &self.unavailable) {
+            (Some(why), _) => Some(("error", why)),
+            (None, Some(why)) => Some(("unavailable", why)),
+            (None, None) => None,
+        }
     }
 }
 
@@ -261,6 +278,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
         origin: None,
         release: None,
         unavailable: None,
+        error: None,
         lessons: Vec::new(),
         boot_s: None,
         run_s: None,
@@ -285,7 +303,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
                     .map(|line| visible_lines(line))
                     .collect::<Vec<_>>()
                     .join(" / ");
-                cell.unavailable = Some(format!(
+                cell.error = Some(format!(
                     "the guest never came up ({:?}): {tail}",
                     result.vm.end
                 ));
@@ -299,7 +317,8 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
                 })
                 .collect();
         }
-        Err(e) => cell.unavailable = Some(format!("{e:#}")),
+        Err(e) if crate::kernel::is_unavailable(&e) => cell.unavailable = Some(format!("{e:#}")),
+        Err(e) => cell.error = Some(format!("{e:#}")),
     }
     cell.wall_s = started.elapsed().as_secs_f64();
     cell

@@ -9,6 +9,7 @@ fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str
         origin: None,
         release: Some(format!("{kernel}.0-test")),
         unavailable: unavailable.map(String::from),
+        error: None,
         lessons: outcomes
             .iter()
             .enumerate()
@@ -50,10 +51,26 @@ fn only_failed_lessons_fail_the_matrix() {
         cells: vec![cell("6.1", "x86_64", &[pass.clone(), unsupported], None)],
     };
     assert!(report.ok());
+    // A kernel that cannot be had here is reported, and fails nothing.
     let report = Report {
-        cells: vec![cell("4.4", "x86_64", &[], Some("no package"))],
+        cells: vec![cell(
+            "4.4",
+            "x86_64",
+            &[],
+            Some("no Ubuntu mirror configured"),
+        )],
+    };
+    assert!(report.ok());
+    // A cell that could not run is a failure.
+    let mut broken = cell("6.1", "x86_64", &[], None);
+    broken.error = Some("the guest never came up (TimedOut)".into());
+    let report = Report {
+        cells: vec![broken.clone()],
     };
     assert!(!report.ok());
+    assert!(report
+        .markdown()
+        .contains("- 6.1 x86_64: error: the guest never came up"));
     let report = Report {
         cells: vec![cell("6.1", "x86_64", &[Outcome::Failed("x".into())], None)],
     };

@@ -1,86 +1,38 @@
 //! The archive's signature on `InRelease`: the root of the chain of hashes that ends at
-//! each `.deb`. Verified in Rust against Debian's archive keys, which bpflab ships in
-//! `images/keys/debian/` and pins here by fingerprint and expiry. Nothing on the host
-//! (no `gpgv`, no keyring) is needed, and nothing missing on the host weakens the check:
-//! a suite whose signature does not verify is not read at all.
+//! each `.deb`. Verified in Rust against the distribution's archive keys, which bpflab
+//! ships in `images/keys/<distribution>/` and pins by fingerprint and expiry
+//! ([`super::keys`]). Nothing on the host (no `gpgv`, no keyring) is needed, and nothing
+//! missing on the host weakens the check: a suite whose signature does not verify is not
+//! read at all.
 
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 
-use crate::openpgp::{Keyring, PinnedKey};
+use super::distribution::Distribution;
+use crate::openpgp::Keyring;
 
-/// Environment variable naming an extra armored (or binary) OpenPGP keyring to trust as
-/// well, for a private mirror that re-signs Debian's archive with a key of its own.
-pub const KEYRING_ENV: &str = "BPFLAB_DEBIAN_KEYRING";
 /// Environment variable that turns signature checks off (loudly, every time).
 pub const INSECURE_ENV: &str = "BPFLAB_INSECURE_SKIP_SIGNATURES";
 
-/// Debian's archive signing keys for the suites bpflab reads (bullseye to trixie, and
-/// sid/experimental, which the newest of them sign), with their expiry as their
-/// self-signatures give it (`gpg --show-keys`). The automatic keys sign with a subkey,
-/// pinned here; the bullseye release key signs with its primary key. (Debian's bookworm
-/// and trixie release keys are Ed25519, which bpflab does not check; every suite they
-/// sign is signed by an automatic key as well.)
-pub const DEBIAN_KEYS: &[PinnedKey] = &[
-    PinnedKey {
-        name: "Debian Archive Automatic Signing Key (11/bullseye)",
-        signers: &["A7236886F3CCCAAD148A27F80E98404D386FA1D9"],
-        expires: 1_863_170_316, // 2029-01-15
-        armored: include_str!("../../../../../images/keys/debian/bullseye-automatic.asc"),
-    },
-    PinnedKey {
-        name: "Debian Security Archive Automatic Signing Key (11/bullseye)",
-        signers: &["ED541312A33F1128F10B1C6C54404762BBB6E853"],
-        expires: 1_863_170_224, // 2029-01-15
-        armored: include_str!("../../../../../images/keys/debian/bullseye-security-automatic.asc"),
-    },
-    PinnedKey {
-        name: "Debian Stable Release Key (11/bullseye)",
-        signers: &["A4285295FC7B1A81600062A9605C66F00D6C9793"],
-        expires: 1_865_526_862, // 2029-02-11
-        armored: include_str!("../../../../../images/keys/debian/bullseye-stable.asc"),
-    },
-    PinnedKey {
-        name: "Debian Archive Automatic Signing Key (12/bookworm)",
-        signers: &["4CB50190207B4758A3F73A796ED0E7B82643E131"],
-        expires: 1_926_589_461, // 2031-01-19
-        armored: include_str!("../../../../../images/keys/debian/bookworm-automatic.asc"),
-    },
-    PinnedKey {
-        name: "Debian Security Archive Automatic Signing Key (12/bookworm)",
-        signers: &["B0CAB9266E8C3929798B3EEEBDE6D2B9216EC7A8"],
-        expires: 1_926_589_533, // 2031-01-19
-        armored: include_str!("../../../../../images/keys/debian/bookworm-security-automatic.asc"),
-    },
-    PinnedKey {
-        name: "Debian Archive Automatic Signing Key (13/trixie)",
-        signers: &["B8E5F13176D2A7A75220028078DBA3BC47EF2265"],
-        expires: 2_058_699_029, // 2035-03-28
-        armored: include_str!("../../../../../images/keys/debian/trixie-automatic.asc"),
-    },
-    PinnedKey {
-        name: "Debian Security Archive Automatic Signing Key (13/trixie)",
-        signers: &["89C87ACEA5DD6B8E6A7068808E9F831205B4BA95"],
-        expires: 2_058_699_101, // 2035-03-28
-        armored: include_str!("../../../../../images/keys/debian/trixie-security-automatic.asc"),
-    },
-];
-
-/// The keys InRelease files are checked against: Debian's, plus the user's extra keyring.
-pub fn keyring() -> anyhow::Result<Keyring> {
-    let mut ring = Keyring::load(DEBIAN_KEYS)?;
-    if let Some(path) = std::env::var_os(KEYRING_ENV) {
+/// The keys a distribution's InRelease files are checked against: its shipped keys, plus
+/// the keyring the user names in its keyring variable (`BPFLAB_DEBIAN_KEYRING`), for a
+/// private mirror that re-signs the archive with a key of its own.
+pub fn keyring(distribution: Distribution) -> anyhow::Result<Keyring> {
+    let mut ring = Keyring::load(distribution.keys())?;
+    let env = distribution.keyring_env();
+    if let Some(path) = std::env::var_os(env) {
         let path = std::path::PathBuf::from(path);
-        // Named but unreadable is an error: a typo must not quietly mean "Debian's only".
+        // Named but unreadable is an error: a typo must not quietly mean "the shipped
+        // keys only".
         let bytes = std::fs::read(&path).with_context(|| {
             format!(
-                "reading the keyring {} named by {KEYRING_ENV} (unset it to trust Debian's \
+                "reading the keyring {} named by {env} (unset it to trust {distribution}'s \
                  keys alone)",
                 path.display()
             )
         })?;
-        ring.add_keys(&bytes, &format!("{KEYRING_ENV}={}", path.display()))?;
+        ring.add_keys(&bytes, &format!("{env}={}", path.display()))?;
     }
     Ok(ring)
 }
@@ -90,15 +42,25 @@ pub fn insecure() -> bool {
     std::env::var_os(INSECURE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Checks the signature of an `InRelease` file (`what` names it in errors) and returns
-/// the signed text: the only part of the file anything may be read from.
-pub fn verify_inrelease(text: &str, what: &str) -> anyhow::Result<String> {
-    verify_at(text, what, SystemTime::now())
+/// Checks the signature of an `InRelease` file of `distribution` (`what` names it in
+/// errors) and returns the signed text: the only part of the file anything may be read
+/// from.
+pub fn verify_inrelease(
+    text: &str,
+    what: &str,
+    distribution: Distribution,
+) -> anyhow::Result<String> {
+    verify_at(text, what, distribution, SystemTime::now())
 }
 
 /// [`verify_inrelease`] at a given time (tests pin it: real signed files do not change,
 /// the clock does).
-pub fn verify_at(text: &str, what: &str, now: SystemTime) -> anyhow::Result<String> {
+pub fn verify_at(
+    text: &str,
+    what: &str,
+    distribution: Distribution,
+    now: SystemTime,
+) -> anyhow::Result<String> {
     if insecure() {
         crate::term::status(format!(
             "WARNING: the signature of {what} is NOT checked ({INSECURE_ENV} is set): whoever controls \
@@ -107,13 +69,14 @@ pub fn verify_at(text: &str, what: &str, now: SystemTime) -> anyhow::Result<Stri
         // Still only the text inside the signed block, when there is one.
         return Ok(strip_signature(text));
     }
-    let ring = keyring()?;
+    let ring = keyring(distribution)?;
     let verified = ring.verify(text, now).map_err(|refusal| {
         anyhow::anyhow!(
-            "{what} is refused: {refusal}. The mirror may be tampered with, or not a Debian \
-             mirror; choose another with {} (to trust a mirror's own key as well, name its \
-             keyring in {KEYRING_ENV})",
-            crate::kernel::debian::mirror::MIRROR_ENV
+            "{what} is refused: {refusal}. The mirror may be tampered with, or not be a mirror \
+             of {distribution}'s archive; choose another with {} (to trust a mirror's own key \
+             as well, name its keyring in {})",
+            distribution.mirror_env(),
+            distribution.keyring_env()
         )
     })?;
     Ok(verified.text)
@@ -137,6 +100,8 @@ fn strip_signature(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::apt::keys::DEBIAN_KEYS;
+    use crate::openpgp::PinnedKey;
 
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -150,6 +115,11 @@ mod tests {
     /// 2026-12-01: after both files were signed, before any shipped key expires.
     fn december_2026() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_796_083_200)
+    }
+
+    /// Verifies a Debian InRelease on 2026-12-01.
+    fn debian(text: &str, what: &str) -> anyhow::Result<String> {
+        verify_at(text, what, Distribution::Debian, december_2026())
     }
 
     #[test]
@@ -170,7 +140,7 @@ mod tests {
             (BULLSEYE, "bullseye"),
             (BOOKWORM_SECURITY, "bookworm-security"),
         ] {
-            let signed = verify_at(text, what, december_2026()).unwrap();
+            let signed = debian(text, what).unwrap();
             assert!(
                 signed.starts_with("Origin: Debian"),
                 "{what}: {}",
@@ -191,7 +161,7 @@ mod tests {
             "{BULLSEYE}SHA256:\n {} 1000 main/binary-amd64/Packages.xz\n",
             "ab".repeat(32)
         );
-        let err = verify_at(&forged, "bullseye's InRelease", december_2026()).unwrap_err();
+        let err = debian(&forged, "bullseye's InRelease").unwrap_err();
         assert!(format!("{err}").contains("refused"), "{err}");
     }
 
@@ -199,7 +169,7 @@ mod tests {
     fn a_changed_byte_in_the_signed_text_is_refused() {
         let tampered = BULLSEYE.replacen("Suite: oldoldstable", "Suite: oldoldstablf", 1);
         assert_ne!(tampered, BULLSEYE);
-        let err = verify_at(&tampered, "bullseye's InRelease", december_2026()).unwrap_err();
+        let err = debian(&tampered, "bullseye's InRelease").unwrap_err();
         assert!(format!("{err}").contains("none of its"), "{err}");
     }
 
@@ -207,7 +177,7 @@ mod tests {
     fn an_unsigned_index_is_refused() {
         let unsigned = strip_signature(BULLSEYE);
         assert!(unsigned.starts_with("Origin: Debian"));
-        let err = verify_at(&unsigned, "an unsigned InRelease", december_2026()).unwrap_err();
+        let err = debian(&unsigned, "an unsigned InRelease").unwrap_err();
         assert!(format!("{err}").contains("not a well-formed"), "{err}");
     }
 
@@ -220,7 +190,7 @@ mod tests {
             &BULLSEYE[..sig_start(BULLSEYE)],
             &BOOKWORM_SECURITY[sig_start(BOOKWORM_SECURITY)..]
         );
-        let err = verify_at(&moved, "bullseye's InRelease", december_2026()).unwrap_err();
+        let err = debian(&moved, "bullseye's InRelease").unwrap_err();
         assert!(format!("{err}").contains("none of its"), "{err}");
     }
 
@@ -246,11 +216,11 @@ mod tests {
             &BULLSEYE[..sig_start],
             b64.encode(&packets)
         );
-        let signed = verify_at(&joined, "bullseye", december_2026()).unwrap();
+        let signed = debian(&joined, "bullseye").unwrap();
         assert!(signed.starts_with("Origin: Debian"));
         // Alone, they verify nothing: 3 signatures, none checkable against this text.
         let others = format!("{}{BOOKWORM_SIGNATURES}", &BULLSEYE[..sig_start]);
-        let err = verify_at(&others, "bullseye", december_2026()).unwrap_err();
+        let err = debian(&others, "bullseye").unwrap_err();
         assert!(err.to_string().contains("none of its 3 signature"), "{err}");
     }
 

@@ -61,6 +61,8 @@ pub fn extract_within(
             "data.tar.xz" => Box::new(xz2::read::XzDecoder::new(member)),
             "data.tar.zst" => Box::new(zstd::stream::read::Decoder::new(member)?),
             "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(member)),
+            // Ubuntu 16.04's kernel packages.
+            "data.tar.bz2" => Box::new(bzip2::read::BzDecoder::new(member)),
             "data.tar" => Box::new(member),
             other => bail!("{}: unsupported data member {other}", deb.display()),
         };
@@ -283,6 +285,35 @@ mod tests {
         .unwrap();
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].0, "boot/vmlinuz-6.1.0-53-cloud-amd64");
+        assert_eq!(
+            std::fs::read(dir.path().join("vmlinuz")).unwrap(),
+            b"KERNEL"
+        );
+    }
+
+    #[test]
+    fn a_bzip2_data_member_is_read() {
+        let mut data = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(6);
+        header.set_mode(0o600);
+        header.set_cksum();
+        data.append_data(
+            &mut header,
+            "./boot/vmlinuz-4.4.0-210-generic",
+            &b"KERNEL"[..],
+        )
+        .unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        std::io::Write::write_all(&mut bz, &data.into_inner().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let deb = dir.path().join("k.deb");
+        std::fs::write(&deb, ar_deb("data.tar.bz2", bz.finish().unwrap())).unwrap();
+        extract(&deb, dir.path(), |p| {
+            p.starts_with("boot/vmlinuz-")
+                .then(|| "vmlinuz".to_string())
+        })
+        .unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("vmlinuz")).unwrap(),
             b"KERNEL"

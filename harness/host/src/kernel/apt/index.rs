@@ -1,7 +1,9 @@
-//! Debian archive indexes: the `InRelease` file of a suite (hashes of its indexes) and
+//! apt archive indexes: the `InRelease` file of a suite (hashes of its indexes) and
 //! `Packages` files (one stanza per package, with the SHA-256 of its `.deb`).
 
 use std::collections::HashMap;
+
+use super::distribution::Distribution;
 
 /// What `InRelease` says about one index file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +33,7 @@ pub struct Release {
 
 impl Release {
     /// Parses the signed text of an `InRelease` (never the raw file: see
-    /// [`crate::kernel::debian::signature::verify_inrelease`]).
+    /// [`crate::kernel::apt::signature::verify_inrelease`]).
     pub fn parse(text: &str) -> anyhow::Result<Release> {
         let field = |key: &str| {
             text.lines().find_map(|l| {
@@ -55,7 +57,13 @@ impl Release {
     /// Checks that this is the suite that was asked for (a validly signed index of
     /// another suite, say an old stable one, must not stand in for it) and that it has not
     /// expired (an expired index may be an old one replayed to hold back fixes).
-    pub fn check(&self, asked: &str, now_secs: i64, allow_expired: bool) -> anyhow::Result<()> {
+    pub fn check(
+        &self,
+        asked: &str,
+        now_secs: i64,
+        allow_expired: bool,
+        distribution: Distribution,
+    ) -> anyhow::Result<()> {
         let names = [self.suite.as_deref(), self.codename.as_deref()];
         anyhow::ensure!(
             names.contains(&Some(asked)),
@@ -78,7 +86,7 @@ impl Release {
                     "the index of {asked} expired on {when} (its Valid-Until): the mirror is \
                      out of date, or serving an old index on purpose. Choose another mirror \
                      with {}, or set {ALLOW_EXPIRED_ENV}=1 to use it anyway",
-                    crate::kernel::debian::mirror::MIRROR_ENV
+                    distribution.mirror_env()
                 );
             }
         }
@@ -229,21 +237,33 @@ SHA256:
         let release = Release::parse(INRELEASE).unwrap();
         let before = 1_796_083_200; // 2026-12-01
         let after = before + 30 * 86_400;
-        release.check("bookworm", before, false).unwrap();
-        release.check("stable", before, false).unwrap();
-        let err = release.check("trixie", before, false).unwrap_err();
+        release
+            .check("bookworm", before, false, Distribution::Debian)
+            .unwrap();
+        release
+            .check("stable", before, false, Distribution::Debian)
+            .unwrap();
+        let err = release
+            .check("trixie", before, false, Distribution::Debian)
+            .unwrap_err();
         assert!(err.to_string().contains("for another suite"), "{err}");
-        let err = release.check("bookworm", after, false).unwrap_err();
+        let err = release
+            .check("bookworm", after, false, Distribution::Debian)
+            .unwrap_err();
         assert!(
             err.to_string().contains("expired on 2026-12-07 00:22 UTC"),
             "{err}"
         );
-        release.check("bookworm", after, true).unwrap();
+        release
+            .check("bookworm", after, true, Distribution::Debian)
+            .unwrap();
         let undated = Release {
             valid_until: None,
             ..release
         };
-        undated.check("bookworm", after, false).unwrap();
+        undated
+            .check("bookworm", after, false, Distribution::Debian)
+            .unwrap();
     }
 
     const PACKAGES: &str = "\

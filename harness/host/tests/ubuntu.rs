@@ -1,0 +1,166 @@
+//! Kernels from Ubuntu's archive, for real, where an Ubuntu mirror is configured
+//! (`BPFLAB_UBUNTU_MIRROR`, `ubuntu_mirror` in the config file, or an Ubuntu host's apt
+//! sources): lesson 1 boots Ubuntu's 4.4 on x86-64, on the machine bpflab picks for it,
+//! and the chain of trust from Ubuntu's keys holds against a tampering proxy
+//! ([`common::proxy`]).
+//!
+//! Where no Ubuntu mirror is configured (CI has none) these checks cannot run, and say so:
+//! each prints `ignored, no Ubuntu mirror configured: …` and is counted as ignored. That
+//! needs a decision at run time, which the standard test harness cannot make, so this
+//! file has a small harness of its own (`harness = false`), with libtest's output format
+//! and its name filters.
+
+// Test helpers unwrap: a panic there is the test failing, with the value shown.
+#![allow(clippy::unwrap_used)]
+
+// Not every helper of the shared proxy is used here.
+#[allow(dead_code)]
+mod common;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bpflab::arch::Arch;
+use bpflab::kernel::apt::{mirror::Mirrors, Distribution};
+use bpflab::kernel::KernelSpec;
+use bpflab::run::{self, RunRequest};
+use bpflab::vm::VmEnd;
+use bpflab_protocol::{Event, Outcome};
+use common::proxy::{assert_refused, Attack, Proxy};
+
+/// Lesson 1 on Ubuntu's 4.4: through `sys_clone` (no `__x64_` wrappers before 4.17), on
+/// the default machine, which is `pc` for 4.4 under emulation.
+fn lesson_1_on_4_4_x86_64() {
+    let mut request = RunRequest::lesson(1);
+    request.kernel = Some(KernelSpec::Series("4.4".into()));
+    request.arch = Arch::X86_64;
+    request.timeout = Some(Duration::from_secs(600));
+    let result = run::run(&request, &mut |_| {}).expect("the run could not start");
+    assert_eq!(
+        result.vm.end,
+        VmEnd::Finished,
+        "{:?}",
+        result.vm.console_tail
+    );
+    assert!(
+        result.kernel.origin.contains("(Ubuntu xenial-updates)"),
+        "{}",
+        result.kernel.origin
+    );
+    let release = result.guest_release.clone().unwrap_or_default();
+    assert!(release.starts_with("4.4.0-"), "{release}");
+    let lesson = &result.lessons[0];
+    assert!(
+        matches!(lesson.outcome, Outcome::Passed(_)),
+        "{:?}",
+        lesson.outcome
+    );
+    let (mut greetings, mut attached) = (0, false);
+    for event in &lesson.events {
+        match event {
+            Event::Trace { line, .. } => greetings += usize::from(line.contains("Hello World!!")),
+            Event::Note { text, .. } => attached |= text == "kprobe attached to sys_clone",
+            _ => {}
+        }
+    }
+    assert_eq!(greetings, 3, "one greeting per process created");
+    assert!(attached, "lesson 1 attaches to sys_clone on 4.4");
+}
+
+/// Ubuntu's real, signed xenial InRelease with a forged `SHA256:` section after its
+/// signature: refused, and nothing it names is fetched.
+fn a_section_appended_after_an_ubuntu_signature_is_never_read() {
+    let proxy = Proxy::start(Attack::AppendAfterSignature);
+    let (output, stderr) = proxy.bpflab(&["lesson", "1", "--kernel", "4.4", "--refresh-kernel"]);
+    assert_refused(&output, &stderr, "xenial-updates's InRelease is refused");
+    assert!(
+        stderr.contains("not be a mirror of Ubuntu's archive"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.requested("Packages"), Vec::<String>::new());
+    assert_eq!(proxy.requested(".deb"), Vec::<String>::new());
+}
+
+/// The pinned 4.4 package with one byte changed: refused by its pinned hash, and no
+/// other package sought in its place.
+fn a_pinned_ubuntu_kernel_that_fails_its_hash_is_never_replaced() {
+    let stderr = common::proxy::a_corrupt_pinned_kernel_is_refused("4.4");
+    assert!(stderr.contains("BPFLAB_UBUNTU_MIRROR"), "{stderr}");
+}
+
+const CHECKS: &[(&str, fn())] = &[
+    ("lesson_1_on_4_4_x86_64", lesson_1_on_4_4_x86_64),
+    (
+        "a_section_appended_after_an_ubuntu_signature_is_never_read",
+        a_section_appended_after_an_ubuntu_signature_is_never_read,
+    ),
+    (
+        "a_pinned_ubuntu_kernel_that_fails_its_hash_is_never_replaced",
+        a_pinned_ubuntu_kernel_that_fails_its_hash_is_never_replaced,
+    ),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let chosen: Vec<&(&str, fn())> = CHECKS
+        .iter()
+        .filter(|(name, _)| {
+            filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
+        })
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in &chosen {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let started = Instant::now();
+    // Where no mirror is configured, the reason is the one bpflab itself gives.
+    let config = bpflab::config::Config::load().unwrap();
+    let skip = Mirrors::discover(&config, Distribution::Ubuntu)
+        .err()
+        .map(|e| e.to_string());
+    let (mut passed, mut failed, mut ignored) = (0, Vec::new(), 0);
+    println!("\nrunning {} tests", chosen.len());
+    for (name, check) in &chosen {
+        if let Some(why) = &skip {
+            println!("test {name} ... ignored, {why}");
+            ignored += 1;
+            continue;
+        }
+        match std::panic::catch_unwind(check) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
+    if !failed.is_empty() {
+        println!("\nfailures:\n    {}", failed.join("\n    "));
+    }
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {} failed; {ignored} ignored; 0 measured; \
+         {} filtered out; finished in {:.2}s\n",
+        failed.len(),
+        CHECKS.len() - chosen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    match failed.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
