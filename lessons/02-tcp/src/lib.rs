@@ -5,7 +5,7 @@
 //! - **latency**: attach `latency.bpf.o` to `tcp_sendmsg` and `tcp_v4_do_rcv`, send
 //!   messages one by one and print, for each, how long it took from send to receive.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,7 +13,7 @@ use aya::maps::perf::{PerfEvent, PerfEventArray};
 use aya::maps::HashMap;
 use aya::programs::KProbe;
 use bpflab_guest::workload::TcpConversation;
-use bpflab_guest::{Lab, Outcome};
+use bpflab_guest::{unsupported_as_outcome, Lab, Outcome};
 
 /// Part a: rounds of messages, and how many messages per round.
 const ROUNDS: usize = 3;
@@ -29,7 +29,14 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
         outcomes.push(counter(lab)?);
     }
     if lab.wants_part("latency") {
-        outcomes.push(latency(lab)?);
+        // On a kernel without BTF this part is unsupported; the counter's result still
+        // counts, and is reported beside it.
+        match unsupported_as_outcome(latency(lab))? {
+            Outcome::Unsupported(reason) => {
+                outcomes.push(Outcome::Unsupported(format!("latency: {reason}")))
+            }
+            outcome => outcomes.push(outcome),
+        }
     }
     Ok(combine(outcomes))
 }
@@ -107,6 +114,12 @@ fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
         "client {} → server {}",
         conversation.client_addr, conversation.server_addr
     ));
+    // The truth to compare with: the connection the workload made, from this process.
+    let expected = Expected {
+        client: conversation.client_addr,
+        server: conversation.server_addr,
+        pid: std::process::id(),
+    };
     for _ in 0..TIMED_MESSAGES {
         conversation.send(MESSAGE_SIZE)?;
         // Let the server read before the next send: a message that arrives while the
@@ -116,7 +129,7 @@ fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
     }
     conversation.close()?;
 
-    let mut timed = Vec::new();
+    let mut timed: Vec<Option<Sample>> = Vec::new();
     let mut lost = 0;
     for buffer in &mut buffers {
         buffer.for_each(|event| match event {
@@ -133,30 +146,53 @@ fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
     // With `--shell`, keep timing: try `nc -l -p 9000 &` then `echo hi | nc 127.0.0.1 9000`.
     lab.keep_attached(bpf);
 
-    let client_port = conversation_port(&timed, |s| s.sport);
-    let matches_connection = timed.iter().flatten().all(|s| {
-        Some(s.sport) == client_port
-            && s.saddr == Ipv4Addr::LOCALHOST
-            && s.size == MESSAGE_SIZE as u64
+    let wrong = timed.iter().find_map(|sample| match sample {
+        None => Some("a sample too short to parse".to_string()),
+        Some(s) => expected.mismatch(s),
     });
-    Ok(
-        if timed.len() == TIMED_MESSAGES
-            && lines.len() == TIMED_MESSAGES
-            && lost == 0
-            && matches_connection
-        {
+    Ok(match wrong {
+        None if timed.len() == TIMED_MESSAGES && lines.len() == TIMED_MESSAGES && lost == 0 => {
             Outcome::Passed(format!(
-            "latency: {TIMED_MESSAGES} messages sent, {TIMED_MESSAGES} timed from send to receive"
-        ))
-        } else {
-            Outcome::Failed(format!(
-            "latency: {TIMED_MESSAGES} messages sent, {} samples ({lost} lost), {} trace lines; \
-             addresses as expected: {matches_connection}",
+                "latency: {TIMED_MESSAGES} messages sent, {TIMED_MESSAGES} timed from send to receive"
+            ))
+        }
+        wrong => Outcome::Failed(format!(
+            "latency: {TIMED_MESSAGES} messages sent, {} samples ({lost} lost), {} trace lines{}",
             timed.len(),
-            lines.len()
-        ))
-        },
-    )
+            lines.len(),
+            wrong.map(|w| format!("; {w}")).unwrap_or_default()
+        )),
+    })
+}
+
+/// What every sample must say: the workload's own connection, sent by this process.
+struct Expected {
+    client: SocketAddr,
+    server: SocketAddr,
+    pid: u32,
+}
+
+impl Expected {
+    /// How `sample` differs from the real connection, if it does.
+    fn mismatch(&self, sample: &Sample) -> Option<String> {
+        let seen = (
+            SocketAddr::new(sample.saddr.into(), sample.sport),
+            SocketAddr::new(sample.daddr.into(), sample.dport),
+        );
+        if seen != (self.client, self.server) {
+            return Some(format!(
+                "a sample says {} → {}, but the connection is {} → {}",
+                seen.0, seen.1, self.client, self.server
+            ));
+        }
+        if sample.pid != self.pid || sample.size != MESSAGE_SIZE as u64 {
+            return Some(format!(
+                "a sample says pid {} sent {} bytes, but pid {} sent {MESSAGE_SIZE}",
+                sample.pid, sample.size, self.pid
+            ));
+        }
+        None
+    }
 }
 
 /// One message's journey, as `struct sample` in latency.bpf.c lays it out.
@@ -206,11 +242,6 @@ impl std::fmt::Display for Sample {
             self.latency_ns as f64 / 1e6
         )
     }
-}
-
-/// The port all samples agree on, if they do.
-fn conversation_port(samples: &[Option<Sample>], port: impl Fn(&Sample) -> u16) -> Option<u16> {
-    samples.iter().flatten().map(port).next()
 }
 
 /// Both parts passed → passed; otherwise the worst outcome, with every part's reason.
