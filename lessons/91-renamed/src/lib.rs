@@ -2,6 +2,8 @@
 //! would. On 5.10 and later none exists, and the lesson is reported as unsupported on
 //! this kernel, with the names it tried — not as failed, and never as passed.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use aya::programs::KProbe;
 use bpflab_guest::{workload, Lab, Outcome};
@@ -19,7 +21,14 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     program.load()?;
     program.attach(&target, 0)?;
     workload::clone_children(1)?;
-    Ok(Outcome::Passed(format!(
-        "{target} exists on this kernel: it is older than 5.10"
-    )))
+    // On a kernel old enough to have it, the probe must really fire for the fork.
+    let seen = lab.wait_for_trace("a process is forking", 1, Duration::from_secs(10));
+    Ok(match seen.len() {
+        0 => Outcome::Failed(format!(
+            "a kprobe on {target} saw no fork: the trace has no \"a process is forking\""
+        )),
+        _ => Outcome::Passed(format!(
+            "{target} exists on this kernel: it is older than 5.10"
+        )),
+    })
 }
