@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use aya::EbpfLoader;
-use bpflab_guest::{EventSink, Lab, TracePipe, Unsupported};
+use bpflab_guest::{unsupported_as_outcome, EventSink, Lab, TracePipe};
 use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
 
 fn main() {
@@ -60,7 +60,9 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     system::raise_memlock_limit()?;
     bpflab_guest::workload::bring_up_loopback()?;
     let trace = TracePipe::start(sink.clone())?;
+    // The loader reads the kernel's BTF itself, from the same file.
     let mut loader = EbpfLoader::new();
+    let kernel_btf = bpflab_guest::kernel_btf();
     // Programs lessons keep attached for the learner's shell; dropped (detached) at the end.
     let mut kept = Vec::new();
 
@@ -77,6 +79,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
             sink.clone(),
             trace.clone(),
             loader,
+            kernel_btf.clone(),
         );
         let outcome = match lessons::find(lesson.number) {
             Some(run) => outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut lab)))),
@@ -112,10 +115,10 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
 fn outcome_of(result: std::thread::Result<anyhow::Result<Outcome>>) -> Outcome {
     match result {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => match e.downcast_ref::<Unsupported>() {
-            Some(Unsupported(reason)) => Outcome::Unsupported(reason.clone()),
+        Ok(Err(e)) => match unsupported_as_outcome(Err(e)) {
+            Ok(outcome) => outcome,
             // `{:#}` walks the error chain; aya puts the verifier log in its load error.
-            None => Outcome::Failed(format!("{e:#}")),
+            Err(e) => Outcome::Failed(format!("{e:#}")),
         },
         Err(panic) => {
             let msg = panic

@@ -6,6 +6,7 @@
 //! booting, channels and reporting stays out of the lesson's way.
 #![deny(missing_docs)]
 
+mod btf;
 mod kallsyms;
 mod probe;
 mod sink;
@@ -20,6 +21,7 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader};
 
 pub use bpflab_protocol::Outcome;
+pub use btf::{core_relocations, kernel_btf, NEEDS_KERNEL_BTF, VMLINUX_BTF};
 pub use kallsyms::{syscall_candidates, Kallsyms};
 pub use sink::EventSink;
 pub use trace::TracePipe;
@@ -37,6 +39,19 @@ pub fn console_log(message: std::fmt::Arguments<'_>) {
 #[error("unsupported on this kernel: {0}")]
 pub struct Unsupported(pub String);
 
+/// `result` with an [`Unsupported`] error turned into [`Outcome::Unsupported`]: for a
+/// lesson of several parts, so that one part the kernel cannot run does not hide how the
+/// others went. Other errors stay errors.
+pub fn unsupported_as_outcome(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+    match result {
+        Err(e) => match e.downcast::<Unsupported>() {
+            Ok(Unsupported(reason)) => Ok(Outcome::Unsupported(reason)),
+            Err(e) => Err(e),
+        },
+        ok => ok,
+    }
+}
+
 /// The lesson's view of the guest.
 pub struct Lab {
     lesson: u32,
@@ -45,12 +60,15 @@ pub struct Lab {
     sink: EventSink,
     trace: Arc<TracePipe>,
     loader: EbpfLoader<'static>,
+    /// The kernel BTF the loader resolves CO-RE relocations against, if any.
+    kernel_btf: Option<PathBuf>,
     kallsyms: Option<Kallsyms>,
     kept: Vec<Ebpf>,
 }
 
 impl Lab {
-    /// Creates the lab for one lesson. Used by the agent, not by lessons.
+    /// Creates the lab for one lesson. Used by the agent, not by lessons. `kernel_btf` is
+    /// where `loader` finds the kernel's BTF ([`kernel_btf`]), if anywhere.
     pub fn new(
         lesson: u32,
         objects_dir: PathBuf,
@@ -58,6 +76,7 @@ impl Lab {
         sink: EventSink,
         trace: Arc<TracePipe>,
         loader: EbpfLoader<'static>,
+        kernel_btf: Option<PathBuf>,
     ) -> Lab {
         trace.set_lesson(lesson);
         Lab {
@@ -67,6 +86,7 @@ impl Lab {
             sink,
             trace,
             loader,
+            kernel_btf,
             kallsyms: None,
             kept: Vec::new(),
         }
@@ -87,10 +107,22 @@ impl Lab {
 
     /// Loads one of the lesson's compiled objects (e.g. `"hello.bpf.o"`): creates its maps.
     /// Programs are verified when the lesson calls `load()` on each of them.
+    ///
+    /// An object that reads kernel structs with CO-RE is [`Unsupported`] on a kernel
+    /// without BTF: loaded there, it would read the wrong fields.
     pub fn load(&mut self, object: &str) -> anyhow::Result<Ebpf> {
         let path = self.objects_dir.join(object);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading BPF object {}", path.display()))?;
+        let relocations =
+            core_relocations(&bytes).with_context(|| format!("reading BPF object {object}"))?;
+        if relocations > 0 && self.kernel_btf.is_none() {
+            return Err(Unsupported(format!(
+                "{object} reads kernel structs with CO-RE ({relocations} relocations), which \
+                 {NEEDS_KERNEL_BTF}"
+            ))
+            .into());
+        }
         self.loader
             .load(&bytes)
             .with_context(|| format!("loading BPF object {object}"))
