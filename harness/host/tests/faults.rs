@@ -179,6 +179,26 @@ fn assert_empty(dir: &Path) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Mistake 91 probes a function renamed in 5.10: on the default kernel (newer) it cannot
+/// run, which a script must be able to tell from a failure.
+#[test]
+fn a_lesson_the_kernel_cannot_run_exits_with_status_3_and_says_why() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bpflab"))
+        .args(["lesson", "91"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("unsupported on this kernel") && shown.contains("_do_fork"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn an_unwritable_cache_directory_is_a_clear_error() {
     // Nothing can be created under /proc, even by root.

@@ -8,7 +8,9 @@ use crate::config::{self};
 use crate::kernel::KernelSpec;
 use crate::lessons;
 use crate::report::view;
-use crate::run::{self, RunRequest};
+use crate::run::{self, RunRequest, RunResult};
+use crate::vm::VmEnd;
+use bpflab_protocol::Outcome;
 
 /// Runs one lesson (or some of its parts) in a guest, live.
 pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
@@ -53,11 +55,25 @@ pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
     if args.timings {
         view::print_timings(&result.timings);
     }
-    Ok(if result.all_passed() {
+    Ok(exit_status(&result))
+}
+
+/// 0 when every lesson passed; 3 when none failed but some cannot run on this kernel
+/// (unsupported), so that scripts can tell "not here" from "broken"; 1 otherwise (a
+/// failure, or a VM that did not finish).
+fn exit_status(result: &RunResult) -> ExitCode {
+    let ran_through = result.vm.end == VmEnd::Finished && result.violations.is_empty();
+    let none_failed = result
+        .lessons
+        .iter()
+        .all(|l| !matches!(l.outcome, Outcome::Failed(_)));
+    if result.all_passed() {
         ExitCode::SUCCESS
+    } else if ran_through && none_failed && !result.lessons.is_empty() {
+        ExitCode::from(3)
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// Lists the lessons a learner can run.
