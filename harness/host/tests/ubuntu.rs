@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bpflab::arch::Arch;
 use bpflab::kernel::apt::{mirror::Mirrors, Distribution};
 use bpflab::kernel::KernelSpec;
+use bpflab::lessons::{self, Kind, Lesson};
 use bpflab::run::{self, RunRequest};
 use bpflab::vm::VmEnd;
 use bpflab_protocol::{Event, Outcome};
@@ -67,6 +68,61 @@ fn lesson_1_on_4_4_x86_64() {
     assert!(attached, "lesson 1 attaches to sys_clone on 4.4");
 }
 
+/// Every lesson on Ubuntu's 4.4 (no kernel BTF, no BTF support at all), in one boot:
+/// each passes, or is unsupported naming what the kernel lacks, and the mistakes fail the
+/// way they teach. Lesson 2's counter must count exactly while its latency part, which
+/// needs CO-RE, is unsupported rather than run with the wrong offsets.
+fn every_lesson_on_4_4_x86_64_passes_or_says_what_it_lacks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+    let all = lessons::discover(&root).unwrap();
+    let chosen: Vec<&Lesson> = all.iter().filter(|l| l.kind != Kind::Fixture).collect();
+    let mut request = RunRequest::lesson(1);
+    request.lessons = chosen.iter().map(|l| (l.number, Vec::new())).collect();
+    request.kernel = Some(KernelSpec::Series("4.4".into()));
+    request.arch = Arch::X86_64;
+    request.timeout = Some(Duration::from_secs(600));
+    let result = run::run(&request, &mut |_| {}).expect("the run could not start");
+    assert_eq!(
+        result.vm.end,
+        VmEnd::Finished,
+        "{:?}",
+        result.vm.console_tail
+    );
+    let ran: Vec<u32> = result.lessons.iter().map(|l| l.number).collect();
+    let wanted: Vec<u32> = chosen.iter().map(|l| l.number).collect();
+    assert_eq!(ran, wanted, "every lesson has a result");
+    for (meta, lesson) in chosen.iter().zip(&result.lessons) {
+        let (n, outcome) = (lesson.number, &lesson.outcome);
+        match (n, outcome) {
+            (2, Outcome::Unsupported(reason)) => {
+                assert!(
+                    reason.contains("counter: 30 messages sent, 30 tcp_sendmsg calls counted"),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains(
+                        "latency: latency.bpf.o reads kernel structs with CO-RE (4 relocations), \
+                         which needs kernel BTF (CONFIG_DEBUG_INFO_BTF, 5.2+; /sys/kernel/btf/vmlinux)"
+                    ),
+                    "{reason}"
+                );
+            }
+            (90, Outcome::Failed(reason)) => {
+                assert!(reason.contains("map_value_or_null"), "{reason}")
+            }
+            // _do_fork still exists in 4.4: the old tutorial's probe works there.
+            (91, Outcome::Passed(reason)) => assert!(reason.contains("_do_fork"), "{reason}"),
+            (2 | 90 | 91, other) => panic!("lesson {n}: {other:?}"),
+            // A lesson passes; a mistake fails (or cannot run), never passes.
+            (_, other) => assert_eq!(
+                matches!(other, Outcome::Passed(_)),
+                meta.kind.passes(),
+                "lesson {n}: {other:?}"
+            ),
+        }
+    }
+}
+
 /// Ubuntu's real, signed xenial InRelease with a forged `SHA256:` section after its
 /// signature: refused, and nothing it names is fetched.
 fn a_section_appended_after_an_ubuntu_signature_is_never_read() {
@@ -90,6 +146,10 @@ fn a_pinned_ubuntu_kernel_that_fails_its_hash_is_never_replaced() {
 
 const CHECKS: &[(&str, fn())] = &[
     ("lesson_1_on_4_4_x86_64", lesson_1_on_4_4_x86_64),
+    (
+        "every_lesson_on_4_4_x86_64_passes_or_says_what_it_lacks",
+        every_lesson_on_4_4_x86_64_passes_or_says_what_it_lacks,
+    ),
     (
         "a_section_appended_after_an_ubuntu_signature_is_never_read",
         a_section_appended_after_an_ubuntu_signature_is_never_read,
