@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use super::distribution::Distribution;
+use super::sources::{host_apt_entries, AptEntry};
 
 /// The mirrors a distribution's suites are fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +76,16 @@ impl Mirrors {
         config: &crate::config::Config,
         distribution: Distribution,
     ) -> anyhow::Result<Mirrors> {
-        let security_env = || {
-            let env = distribution.security_mirror_env()?;
-            std::env::var(env).ok().map(|s| trim_slash(&s))
-        };
-        if let Ok(archive) = std::env::var(distribution.mirror_env()) {
+        let example = distribution.example_mirror();
+        if let Some(archive) = env_url(distribution.mirror_env(), &example)? {
+            let security = match distribution.security_mirror_env() {
+                Some(env) => env_url(env, &example)?,
+                None => None,
+            };
             return Ok(Mirrors {
                 distribution,
-                archive: trim_slash(&archive),
-                security: security_env(),
+                archive,
+                security,
                 origin: format!("${}", distribution.mirror_env()),
             });
         }
@@ -94,10 +94,15 @@ impl Mirrors {
             Distribution::Ubuntu => (&config.ubuntu_mirror, &None),
         };
         if let Some(archive) = archive {
+            let setting = |key: &str| format!("`{key}` in {}", config.path.display());
+            let key = format!("{}_mirror", distribution.key());
             return Ok(Mirrors {
                 distribution,
-                archive: trim_slash(archive),
-                security: security.as_deref().map(trim_slash),
+                archive: url(archive, &setting(&key), &example)?,
+                security: match security {
+                    Some(s) => Some(url(s, &setting("debian_security_mirror"), &example)?),
+                    None => None,
+                },
                 origin: format!("{}", config.path.display()),
             });
         }
@@ -112,28 +117,25 @@ impl Mirrors {
     }
 }
 
-/// Every apt source of the host, from `sources.list` and `sources.list.d/`.
-fn host_apt_entries(etc_apt: &Path) -> anyhow::Result<Vec<AptEntry>> {
-    let mut entries = Vec::new();
-    for path in apt_source_files(etc_apt) {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if path.extension().is_some_and(|e| e == "sources") {
-            entries.extend(parse_deb822(&text));
-        } else {
-            entries.extend(parse_one_line(&text));
+/// The mirror URL in environment variable `env`; unset or empty is none.
+fn env_url(env: &str, example: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(env) {
+        Ok(value) if !value.trim().is_empty() => {
+            Ok(Some(url(&value, &format!("${env}"), example)?))
         }
+        _ => Ok(None),
     }
-    Ok(entries)
 }
 
-/// One apt source: a base URI and the suites it serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AptEntry {
-    /// Base URI.
-    pub uri: String,
-    /// Suites (`bookworm`, `bookworm-security`).
-    pub suites: Vec<String>,
+/// `value` as a mirror's base URL, or an error saying what `setting` should be.
+fn url(value: &str, setting: &str, example: &str) -> anyhow::Result<String> {
+    let value = value.trim();
+    anyhow::ensure!(
+        value.starts_with("http://") || value.starts_with("https://"),
+        "{setting} is `{value}`, which is no mirror URL: give one like {example} (the base \
+         of the archive, where its dists/ and pool/ are)"
+    );
+    Ok(trim_slash(value))
 }
 
 /// Picks `distribution`'s main and security mirrors out of apt's entries (other
@@ -162,85 +164,6 @@ pub fn from_entries(entries: &[AptEntry], distribution: Distribution) -> Option<
     })
 }
 
-/// Parses deb822 `.sources` text (stanzas of `Types:`, `URIs:`, `Suites:`).
-pub fn parse_deb822(text: &str) -> Vec<AptEntry> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut types = Vec::new();
-        let mut uris = Vec::new();
-        let mut suites = Vec::new();
-        let mut enabled = true;
-        for line in stanza.lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let words = || {
-                value
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            };
-            match key.trim().to_ascii_lowercase().as_str() {
-                "types" => types = words(),
-                "uris" => uris = words(),
-                "suites" => suites = words(),
-                "enabled" => enabled = value.trim() != "no",
-                _ => {}
-            }
-        }
-        if enabled && types.iter().any(|t| t == "deb") {
-            out.extend(uris.into_iter().map(|uri| AptEntry {
-                uri,
-                suites: suites.clone(),
-            }));
-        }
-    }
-    out
-}
-
-/// Parses one-line `sources.list` text (`deb [opts] uri suite components...`).
-pub fn parse_one_line(text: &str) -> Vec<AptEntry> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ") else {
-            continue;
-        };
-        let mut rest = rest.trim_start();
-        if rest.starts_with('[') {
-            match rest.find(']') {
-                Some(end) => rest = rest[end + 1..].trim_start(),
-                None => continue,
-            }
-        }
-        let mut words = rest.split_whitespace();
-        if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
-            out.push(AptEntry {
-                uri: uri.to_string(),
-                suites: vec![suite.to_string()],
-            });
-        }
-    }
-    out
-}
-
-fn apt_source_files(etc_apt: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = vec![etc_apt.join("sources.list")];
-    if let Ok(dir) = std::fs::read_dir(etc_apt.join("sources.list.d")) {
-        let mut extra: Vec<_> = dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
-            .collect();
-        extra.sort();
-        files.extend(extra);
-    }
-    files.retain(|p| p.is_file());
-    files
-}
-
 fn trim_slash(s: &str) -> String {
     s.trim_end_matches('/').to_string()
 }
@@ -248,6 +171,7 @@ fn trim_slash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::apt::sources::{parse_deb822, parse_one_line};
 
     const DEB822: &str = "\
 Types: deb
@@ -305,12 +229,6 @@ deb http://mirror.example/debian-security bullseye-security main
         assert_eq!(from_entries(&entries, Distribution::Ubuntu), None);
     }
 
-    #[test]
-    fn disabled_stanzas_are_ignored() {
-        let text = "Types: deb\nURIs: http://a.example/debian\nSuites: sid\nEnabled: no\n";
-        assert!(parse_deb822(text).is_empty());
-    }
-
     /// An Ubuntu 24.04 host: deb822 `ubuntu.sources`, main archive and security archive.
     const UBUNTU_SOURCES: &str = "\
 Types: deb
@@ -345,6 +263,23 @@ Components: main restricted universe multiverse
         assert_eq!(
             from_entries(&parse_deb822(DEB822), Distribution::Ubuntu),
             None
+        );
+    }
+
+    #[test]
+    fn a_mirror_setting_must_be_a_url() {
+        let example = Distribution::Ubuntu.example_mirror();
+        assert_eq!(
+            url(" http://mirror.example/ubuntu/ ", "X", &example).unwrap(),
+            "http://mirror.example/ubuntu"
+        );
+        let err = url("mirror.example/ubuntu", "$BPFLAB_UBUNTU_MIRROR", &example).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "$BPFLAB_UBUNTU_MIRROR is `mirror.example/ubuntu`, which is no mirror URL: \
+                 give one like http://<mirror>/ubuntu"
+            ),
+            "{err}"
         );
     }
 
