@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+mod helpers;
 mod kallsyms;
 mod probe;
 mod sink;
@@ -39,14 +40,20 @@ pub fn console_log(message: std::fmt::Arguments<'_>) {
 #[error("unsupported on this kernel: {0}")]
 pub struct Unsupported(pub String);
 
-/// `result` with an [`Unsupported`] error turned into [`Outcome::Unsupported`]: for a
-/// lesson of several parts, so that one part the kernel cannot run does not hide how the
-/// others went. Other errors stay errors.
+/// `result` with an error that says the kernel lacks something turned into
+/// [`Outcome::Unsupported`]: an [`Unsupported`], or a program the verifier refused for
+/// calling a helper this kernel does not have (named, with the version that brought it).
+/// For the agent, and for a lesson of several parts, so that one part the kernel cannot
+/// run does not hide how the others went. Other errors stay errors.
 pub fn unsupported_as_outcome(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
     match result {
         Err(e) => match e.downcast::<Unsupported>() {
             Ok(Unsupported(reason)) => Ok(Outcome::Unsupported(reason)),
-            Err(e) => Err(e),
+            // `{:#}` walks the chain to aya's load error, which carries the verifier log.
+            Err(e) => match helpers::missing_helper(&format!("{e:#}")) {
+                Some(reason) => Ok(Outcome::Unsupported(reason)),
+                None => Err(e),
+            },
         },
         ok => ok,
     }
