@@ -12,9 +12,15 @@ use aya::maps::HashMap;
 use aya::programs::KProbe;
 use bpflab_guest::{Lab, Outcome};
 
-/// The allocator's entry point has been renamed over the years; newest last.
-/// `_noprof` arrived with memory allocation profiling in 6.10.
-const ALLOCATORS: [&str; 2] = ["kmem_cache_alloc_node", "kmem_cache_alloc_node_noprof"];
+/// The allocator's entry point has been renamed over the years; the first this kernel has
+/// is probed. `_noprof` arrived with memory allocation profiling in 6.10. Older kernels
+/// built without CONFIG_NUMA (4.4, for one) have no `kmem_cache_alloc_node` function: there
+/// it is an inline wrapper of `kmem_cache_alloc`, which then sees the same allocations.
+const ALLOCATORS: [&str; 3] = [
+    "kmem_cache_alloc_node",
+    "kmem_cache_alloc_node_noprof",
+    "kmem_cache_alloc",
+];
 /// The workload's threads: each one's `task_struct` comes from kmem_cache_alloc_node()
 /// and lives as long as the thread.
 const THREADS: usize = 3;
