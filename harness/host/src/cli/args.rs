@@ -120,7 +120,7 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KernelsAction {
-    /// Pin the newest Debian package of every series in images/kernels.lock.
+    /// Pin the newest Debian or Ubuntu package of every series in images/kernels.lock.
     Update {
         /// Architectures (comma-separated); default: both.
         #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]

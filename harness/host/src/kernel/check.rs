@@ -1,7 +1,7 @@
 //! Before booting: does this kernel have what the lessons need? Checked from its build
-//! config when bpflab has it (Debian packages and minimal builds ship one), so a kernel
-//! without BPF or kprobes is refused with the missing options named, instead of failing
-//! obscurely inside the guest.
+//! config when bpflab has it (Debian's and Ubuntu's packages and minimal builds come with
+//! one), so a kernel without BPF or kprobes is refused with the missing options named,
+//! instead of failing obscurely inside the guest.
 
 use crate::arch::Arch;
 
