@@ -63,50 +63,12 @@ pub(super) fn source_tarball(
         }
     }
     if let Some(url) = &spec.kernel_org {
-        let dest = dir.join("linux.tar.xz");
-        // The catalog's hash, or the one `bpflab kernels update` pinned from kernel.org's
-        // signed listing. Without one, neither a download nor a cached file is used.
         let pinned = spec
             .sha256
             .clone()
             .or_else(|| lock.source_sha256(&series.series, url).map(str::to_string));
-        let Some(pinned) = pinned else {
-            bail!(
-                "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
-                 reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
-                 `source.sha256` in images/catalog.toml; nothing was downloaded or built"
-            );
-        };
-        if dest.is_file() {
-            let sha = digest::sha256_file(&dest)?;
-            if sha == pinned {
-                return Ok((dest, sha));
-            }
-            term::status(format!(
-                "the cached source of {} does not match its pinned SHA-256; fetching it again",
-                series.series
-            ));
-            std::fs::remove_file(&dest).ok();
-        }
-        let result = fetch::download(
-            &fetch::agent(),
-            url,
-            &dest,
-            None,
-            &format!("linux {}", series.series),
-        );
-        if let Err(e) = result {
-            if fetch::no_other_source_helps(&e) {
-                return Err(e);
-            }
-            problems.push(format!("kernel.org: {e:#}"));
-        } else {
-            let sha = digest::sha256_file(&dest)?;
-            if sha != pinned {
-                std::fs::remove_file(&dest).ok();
-                bail!("{url}: SHA-256 {sha} does not match the pinned {pinned}; nothing was kept");
-            }
-            return Ok((dest, sha));
+        if let Some(found) = kernel_org_tarball(series, url, pinned, &dir, &mut problems)? {
+            return Ok(found);
         }
     }
     Err(crate::kernel::Unavailable(format!(
@@ -115,4 +77,59 @@ pub(super) fn source_tarball(
         problems.join("\n  ")
     ))
     .into())
+}
+
+/// The kernel.org tarball at `url`, checked against `pinned` (the catalog's hash, or the
+/// one `bpflab kernels update` pinned from kernel.org's signed listing): cached or
+/// downloaded. Without a pin neither a download nor a cached file is used. `None` (with
+/// the reason in `problems`) when kernel.org does not answer.
+fn kernel_org_tarball(
+    series: &KernelSeries,
+    url: &str,
+    pinned: Option<String>,
+    dir: &std::path::Path,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Option<(PathBuf, String)>> {
+    let dest = dir.join("linux.tar.xz");
+    // Unpinned only where kernel.org never answered `kernels update`: unavailable.
+    let Some(pinned) = pinned else {
+        return Err(crate::kernel::Unavailable(format!(
+            "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
+             reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
+             `source.sha256` in images/catalog.toml; nothing was downloaded or built"
+        ))
+        .into());
+    };
+    if dest.is_file() {
+        let sha = digest::sha256_file(&dest)?;
+        if sha == pinned {
+            return Ok(Some((dest, sha)));
+        }
+        term::status(format!(
+            "the cached source of {} does not match its pinned SHA-256; fetching it again",
+            series.series
+        ));
+        std::fs::remove_file(&dest).ok();
+    }
+    let result = fetch::download(
+        &fetch::agent(),
+        url,
+        &dest,
+        None,
+        &format!("linux {}", series.series),
+    );
+    if let Err(e) = result {
+        if fetch::no_other_source_helps(&e) {
+            return Err(e);
+        }
+        problems.push(format!("kernel.org: {e:#}"));
+    } else {
+        let sha = digest::sha256_file(&dest)?;
+        if sha != pinned {
+            std::fs::remove_file(&dest).ok();
+            bail!("{url}: SHA-256 {sha} does not match the pinned {pinned}; nothing was kept");
+        }
+        return Ok(Some((dest, sha)));
+    }
+    Ok(None)
 }
