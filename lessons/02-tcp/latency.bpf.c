@@ -65,8 +65,9 @@ int BPF_KPROBE(on_sendmsg, struct sock *sk, void *msg, __u64 size)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct send_info info;
 
-	// Zero the whole struct first, padding included: the verifier rejects passing
-	// memory with uninitialised bytes to a helper such as bpf_map_update_elem.
+	// Zero the whole struct first, padding included: before 6.3 (and its stable
+	// backports) the verifier rejects passing memory with uninitialised bytes to a helper
+	// such as bpf_map_update_elem; the book's "When it breaks" says which kernels.
 	__builtin_memset(&info, 0, sizeof(info));
 	info.ts_ns = bpf_ktime_get_ns();
 	info.size = size;

@@ -44,8 +44,9 @@ int alloc_retprobe(struct pt_regs *ctx)
 
 	if (!ptr)
 		return 0; // the allocation failed
-	// The original reads the caller's address from the stack frame. That needs frame
-	// pointers, which most distribution kernels do not have (it reads 0 there)...
+	// The original reads the caller's address from the stack frame ([rbp+8] on x86-64).
+	// That needs frame pointers, which Debian's x86-64 kernels do not have: rbp is then
+	// an ordinary register, and the read fails (leaving 0) or gives garbage...
 	BPF_KRETPROBE_READ_RET_IP(ip, ctx);
 	// ...so fall back to the address the kretprobe returns to, which is the caller's
 	// on recent kernels (older ones may show the kretprobe trampoline instead).
