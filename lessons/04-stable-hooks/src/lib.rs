@@ -31,7 +31,12 @@ const PROCESSES: usize = 3;
 pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     let mut outcomes = Vec::new();
     if lab.wants_part("tracepoint") {
-        outcomes.push(tracepoint(lab)?);
+        match unsupported_as_outcome(tracepoint(lab))? {
+            Outcome::Unsupported(reason) => {
+                outcomes.push(Outcome::Unsupported(format!("tracepoint: {reason}")))
+            }
+            outcome => outcomes.push(outcome),
+        }
     }
     if lab.wants_part("raw-tracepoint") {
         match unsupported_as_outcome(raw_tracepoint(lab))? {
@@ -55,6 +60,14 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part tracepoint: syscalls:sys_enter_clone");
+    // BPF programs on tracepoints came after kprobes (4.7): ask the kernel, as libbpf's
+    // probes do.
+    if !is_program_supported(ProgramType::TracePoint)? {
+        return Err(Unsupported(
+            "this kernel has no tracepoint programs (BPF_PROG_TYPE_TRACEPOINT, 4.7+)".to_string(),
+        )
+        .into());
+    }
     let mut bpf = lab.load("tracepoint.bpf.o")?;
     let program: &mut TracePoint = bpf
         .program_mut("hello_tp")

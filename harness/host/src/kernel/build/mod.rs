@@ -93,6 +93,7 @@ pub fn obtain(
             catalog.series_names().join(", ")
         )
     })?;
+    source::ensure_buildable(series)?;
     let toolchain = Toolchain::find(arch)?;
     let fragments = fragments(series, flavour, arch)?;
     let target = Target {

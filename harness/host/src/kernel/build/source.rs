@@ -79,6 +79,30 @@ pub(super) fn source_tarball(
     .into())
 }
 
+/// Checked before anything else (the build tools included): a series whose only source is
+/// a kernel.org tarball without a pinned hash cannot be built here, whatever the host has.
+pub(super) fn ensure_buildable(series: &KernelSeries) -> anyhow::Result<()> {
+    let Some(spec) = &series.source else {
+        return Ok(());
+    };
+    let Some(url) = spec.kernel_org.as_deref().filter(|_| spec.debian.is_none()) else {
+        return Ok(());
+    };
+    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
+    if spec.sha256.is_some() || lock.source_sha256(&series.series, url).is_some() {
+        return Ok(());
+    }
+    Err(unpinned(url).into())
+}
+
+fn unpinned(url: &str) -> crate::kernel::Unavailable {
+    crate::kernel::Unavailable(format!(
+        "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
+         reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
+         `source.sha256` in images/catalog.toml; nothing was downloaded or built"
+    ))
+}
+
 /// The kernel.org tarball at `url`, checked against `pinned` (the catalog's hash, or the
 /// one `bpflab kernels update` pinned from kernel.org's signed listing): cached or
 /// downloaded. Without a pin neither a download nor a cached file is used. `None` (with
@@ -93,12 +117,7 @@ fn kernel_org_tarball(
     let dest = dir.join("linux.tar.xz");
     // Unpinned only where kernel.org never answered `kernels update`: unavailable.
     let Some(pinned) = pinned else {
-        return Err(crate::kernel::Unavailable(format!(
-            "{url} has no pinned SHA-256: run `bpflab kernels update` where kernel.org is \
-             reachable (it pins the hash from kernel.org's signed sha256sums.asc), or give \
-             `source.sha256` in images/catalog.toml; nothing was downloaded or built"
-        ))
-        .into());
+        return Err(unpinned(url).into());
     };
     if dest.is_file() {
         let sha = digest::sha256_file(&dest)?;
