@@ -167,8 +167,12 @@ impl Event {
     /// the text's beginning and end, and says how much of its middle was cut.
     pub fn to_line(&self) -> String {
         let line = self.encode();
+        // Nearly every event fits: only a long one is copied to be cut.
+        if line.len() <= MAX_LINE {
+            return line;
+        }
         let mut event = self.clone();
-        let Some(text) = event.text_mut().filter(|_| line.len() > MAX_LINE) else {
+        let Some(text) = event.text_mut() else {
             return line;
         };
         let original = std::mem::take(text);

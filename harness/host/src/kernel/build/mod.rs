@@ -105,9 +105,14 @@ pub fn obtain(
         fragments,
     };
     // Fast path for every run after the build: the source's hash as its cache entry
-    // recorded it, instead of reading the 140 MB tarball again.
-    let recorded_sha = archive::record(&config.cache_dir.join("sources").join(&series.series))
-        .and_then(|r| r.files.get("linux.tar.xz").cloned());
+    // recorded it (a source package), or as it is pinned (a kernel.org tarball, which is
+    // only ever used when it has that hash), instead of reading the 140 MB tarball again.
+    let recorded_sha = match archive::record(&config.cache_dir.join("sources").join(&series.series))
+        .and_then(|r| r.files.get("linux.tar.xz").cloned())
+    {
+        Some(sha) => Some(sha),
+        None => source::kernel_org_pin(series)?.map(|(_, sha)| sha),
+    };
     if recorded_sha
         .as_deref()
         .is_some_and(|sha| target.is_built(&target.key(sha)))

@@ -63,10 +63,7 @@ pub(super) fn source_tarball(
         }
     }
     if let Some(url) = &spec.kernel_org {
-        let pinned = spec
-            .sha256
-            .clone()
-            .or_else(|| lock.source_sha256(&series.series, url).map(str::to_string));
+        let pinned = kernel_org_pin(series)?.map(|(_, sha)| sha);
         if let Some(found) = kernel_org_tarball(series, url, pinned, &dir, &mut problems)? {
             return Ok(found);
         }
@@ -79,6 +76,23 @@ pub(super) fn source_tarball(
     .into())
 }
 
+/// The kernel.org tarball of a series and its pinned SHA-256 (the catalog's, or the one
+/// `bpflab kernels update` pinned from kernel.org's signed listing), if it has both.
+pub(super) fn kernel_org_pin(series: &KernelSeries) -> anyhow::Result<Option<(String, String)>> {
+    let Some(url) = series.source.as_ref().and_then(|s| s.kernel_org.clone()) else {
+        return Ok(None);
+    };
+    let from_catalog = series.source.as_ref().and_then(|s| s.sha256.clone());
+    let pinned = match from_catalog {
+        Some(sha) => Some(sha),
+        None => {
+            let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
+            lock.source_sha256(&series.series, &url).map(str::to_string)
+        }
+    };
+    Ok(pinned.map(|sha| (url, sha)))
+}
+
 /// Checked before anything else (the build tools included): a series whose only source is
 /// a kernel.org tarball without a pinned hash cannot be built here, whatever the host has.
 pub(super) fn ensure_buildable(series: &KernelSeries) -> anyhow::Result<()> {
@@ -88,11 +102,10 @@ pub(super) fn ensure_buildable(series: &KernelSeries) -> anyhow::Result<()> {
     let Some(url) = spec.kernel_org.as_deref().filter(|_| spec.debian.is_none()) else {
         return Ok(());
     };
-    let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
-    if spec.sha256.is_some() || lock.source_sha256(&series.series, url).is_some() {
-        return Ok(());
+    match kernel_org_pin(series)? {
+        Some(_) => Ok(()),
+        None => Err(unpinned(url).into()),
     }
-    Err(unpinned(url).into())
 }
 
 fn unpinned(url: &str) -> crate::kernel::Unavailable {
