@@ -59,6 +59,26 @@ pub fn unsupported_as_outcome(result: anyhow::Result<Outcome>) -> anyhow::Result
     }
 }
 
+/// One outcome for the parts of a lesson that ran: failed if any failed, else unsupported
+/// if any was, else passed; the reason lists every part's, in order.
+pub fn combine_parts(outcomes: Vec<Outcome>) -> Outcome {
+    let reasons = outcomes
+        .iter()
+        .map(|o| o.reason().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
+        Outcome::Failed(reasons)
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Unsupported(_)))
+    {
+        Outcome::Unsupported(reasons)
+    } else {
+        Outcome::Passed(reasons)
+    }
+}
+
 /// The lesson's view of the guest.
 pub struct Lab {
     lesson: u32,
@@ -214,5 +234,28 @@ impl Lab {
     /// the learner as it arrives, whether it matches or not.
     pub fn wait_for_trace(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
         self.trace.wait_for(needle, count, timeout)
+    }
+}
+
+#[cfg(test)]
+mod part_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_part_fails_the_lesson_and_an_unsupported_one_is_said() {
+        let pass = || Outcome::Passed("a".into());
+        let unsupported = || Outcome::Unsupported("b".into());
+        assert_eq!(
+            combine_parts(vec![pass(), pass()]),
+            Outcome::Passed("a; a".into())
+        );
+        assert_eq!(
+            combine_parts(vec![pass(), unsupported()]),
+            Outcome::Unsupported("a; b".into())
+        );
+        assert_eq!(
+            combine_parts(vec![unsupported(), Outcome::Failed("c".into())]),
+            Outcome::Failed("b; c".into())
+        );
     }
 }

@@ -13,7 +13,7 @@ use aya::maps::perf::{PerfEvent, PerfEventArray};
 use aya::maps::HashMap;
 use aya::programs::KProbe;
 use bpflab_guest::workload::TcpConversation;
-use bpflab_guest::{unsupported_as_outcome, Lab, Outcome};
+use bpflab_guest::{combine_parts, unsupported_as_outcome, Lab, Outcome};
 
 /// Part a: rounds of messages, and how many messages per round.
 const ROUNDS: usize = 3;
@@ -38,7 +38,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
             outcome => outcomes.push(outcome),
         }
     }
-    Ok(combine(outcomes))
+    Ok(combine_parts(outcomes))
 }
 
 fn counter(lab: &mut Lab) -> anyhow::Result<Outcome> {
@@ -241,24 +241,5 @@ impl std::fmt::Display for Sample {
             self.size,
             self.latency_ns as f64 / 1e6
         )
-    }
-}
-
-/// Both parts passed → passed; otherwise the worst outcome, with every part's reason.
-fn combine(outcomes: Vec<Outcome>) -> Outcome {
-    let reasons = outcomes
-        .iter()
-        .map(|o| o.reason().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
-        Outcome::Failed(reasons)
-    } else if outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Unsupported(_)))
-    {
-        Outcome::Unsupported(reasons)
-    } else {
-        Outcome::Passed(reasons)
     }
 }

@@ -18,7 +18,9 @@ use aya::programs::{FEntry, ProgramError, RawTracePoint, TracePoint};
 use aya::sys::{is_program_supported, SyscallError};
 use aya::{Btf, Ebpf};
 use bpflab_guest::VMLINUX_BTF;
-use bpflab_guest::{kernel_btf, unsupported_as_outcome, workload, Lab, Outcome, Unsupported};
+use bpflab_guest::{
+    combine_parts, kernel_btf, unsupported_as_outcome, workload, Lab, Outcome, Unsupported,
+};
 
 /// The kernel's "operation not supported" (not libc's ENOTSUP, 95), which user space sees
 /// when the kernel cannot attach a program where it was asked to.
@@ -55,7 +57,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
             outcome => outcomes.push(outcome),
         }
     }
-    Ok(combine(outcomes))
+    Ok(combine_parts(outcomes))
 }
 
 fn tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
@@ -181,23 +183,4 @@ fn greet(lab: &mut Lab, bpf: Ebpf, hook: &str) -> anyhow::Result<Outcome> {
             greetings.len()
         ))
     })
-}
-
-/// One outcome for the parts run: failed if any failed, else unsupported if any was.
-fn combine(outcomes: Vec<Outcome>) -> Outcome {
-    let reasons = outcomes
-        .iter()
-        .map(|o| o.reason().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
-        Outcome::Failed(reasons)
-    } else if outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Unsupported(_)))
-    {
-        Outcome::Unsupported(reasons)
-    } else {
-        Outcome::Passed(reasons)
-    }
 }
