@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use aya::EbpfLoader;
+use aya::{Btf, Endianness, EbpfLoader};
 use bpflab_guest::{unsupported_as_outcome, EventSink, Lab, TracePipe};
 use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
 
@@ -60,9 +60,20 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     system::raise_memlock_limit()?;
     bpflab_guest::workload::bring_up_loopback()?;
     let trace = TracePipe::start(sink.clone())?;
-    // The loader reads the kernel's BTF itself, from the same file.
+    // The loader reads the kernel's own BTF itself, from the same file; BTF encoded for a
+    // kernel without its own is handed to it.
+    let kernel_btf = bpflab_guest::core_btf();
     let mut loader = EbpfLoader::new();
-    let kernel_btf = bpflab_guest::kernel_btf();
+    if bpflab_guest::kernel_btf().is_none() {
+        if let Some(path) = &kernel_btf {
+            // The loader borrows its BTF for its whole life, which is this process's.
+            let btf: &'static Btf = Box::leak(Box::new(
+                Btf::parse_file(path, Endianness::default())
+                    .with_context(|| format!("reading the BTF in {}", path.display()))?,
+            ));
+            loader.btf(Some(btf));
+        }
+    }
     // Programs lessons keep attached for the learner's shell; dropped (detached) at the end.
     let mut kept = Vec::new();
 
@@ -73,17 +84,22 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         let started = Instant::now();
         let objects = Path::new(LESSONS_DIR).join(&lesson.dir);
         let mut lab = Lab::new(
-            lesson.number,
+            lesson,
             objects,
-            lesson.parts.clone(),
             sink.clone(),
             trace.clone(),
             loader,
             kernel_btf.clone(),
         );
-        let outcome = match lessons::find(lesson.number) {
-            Some(run) => outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut lab)))),
-            None => Outcome::Failed(format!(
+        // What the lesson declares it needs, asked of this kernel before it runs.
+        let missing = bpflab_guest::features::first_missing(&lesson.needs);
+        let outcome = match (lessons::find(lesson.number), missing) {
+            (_, Ok(Some(feature))) => Outcome::Unsupported(feature.missing()),
+            (_, Err(e)) => Outcome::Failed(format!("probing what the lesson needs: {e:#}")),
+            (Some(run), Ok(None)) => {
+                outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut lab))))
+            }
+            (None, Ok(None)) => Outcome::Failed(format!(
                 "this agent was built without lesson {}; rebuild it (bpflab does so on every run)",
                 lesson.number
             )),

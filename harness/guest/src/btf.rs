@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use bpflab_protocol::BUILT_BTF_PATH;
 use object::{Object as _, ObjectSection as _};
 
 /// Where the kernel shows its own BTF (`CONFIG_DEBUG_INFO_BTF`, since 5.2).
@@ -21,11 +22,21 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub const NEEDS_KERNEL_BTF: &str =
     "needs kernel BTF (CONFIG_DEBUG_INFO_BTF, 5.2+; /sys/kernel/btf/vmlinux)";
 
-/// Where this kernel's BTF is, if it has any. aya's loader reads the same file, so what is
-/// found here is what CO-RE relocations are resolved against.
+/// Where this kernel's own BTF is, if it has any: what the kernel itself knows its types
+/// by (fentry and BTF-typed programs need it).
 pub fn kernel_btf() -> Option<PathBuf> {
     let path = PathBuf::from(VMLINUX_BTF);
     path.is_file().then_some(path)
+}
+
+/// The BTF CO-RE relocations are resolved against: the kernel's own, or else the BTF
+/// bpflab encoded from the DWARF of a kernel it built ([`BUILT_BTF_PATH`]). The agent
+/// hands the same file to aya's loader.
+pub fn core_btf() -> Option<PathBuf> {
+    kernel_btf().or_else(|| {
+        let built = PathBuf::from(BUILT_BTF_PATH);
+        built.is_file().then_some(built)
+    })
 }
 
 /// How many CO-RE relocations the BPF object `elf` carries (0 when it has no `.BTF.ext`).

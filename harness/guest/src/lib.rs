@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod features;
 mod helpers;
 mod kallsyms;
 mod probe;
@@ -14,6 +15,7 @@ mod sink;
 mod trace;
 pub mod workload;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +23,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader};
 
-pub use bpflab_protocol::Outcome;
-pub use btf::{core_relocations, kernel_btf, NEEDS_KERNEL_BTF, VMLINUX_BTF};
+pub use bpflab_protocol::{Feature, LessonPlan, Outcome};
+pub use btf::{core_btf, core_relocations, kernel_btf, NEEDS_KERNEL_BTF, VMLINUX_BTF};
 pub use kallsyms::{syscall_candidates, Kallsyms};
 pub use sink::EventSink;
 pub use trace::TracePipe;
@@ -84,10 +86,11 @@ pub struct Lab {
     lesson: u32,
     objects_dir: PathBuf,
     parts: Vec<String>,
+    part_needs: BTreeMap<String, Vec<Feature>>,
     sink: EventSink,
     trace: Arc<TracePipe>,
     loader: EbpfLoader<'static>,
-    /// The kernel BTF the loader resolves CO-RE relocations against, if any.
+    /// The BTF the loader resolves CO-RE relocations against ([`core_btf`]), if any.
     kernel_btf: Option<PathBuf>,
     kallsyms: Option<Kallsyms>,
     kept: Vec<Ebpf>,
@@ -95,21 +98,21 @@ pub struct Lab {
 
 impl Lab {
     /// Creates the lab for one lesson. Used by the agent, not by lessons. `kernel_btf` is
-    /// where `loader` finds the kernel's BTF ([`kernel_btf`]), if anywhere.
+    /// the BTF `loader` resolves CO-RE relocations against ([`core_btf`]), if any.
     pub fn new(
-        lesson: u32,
+        plan: &LessonPlan,
         objects_dir: PathBuf,
-        parts: Vec<String>,
         sink: EventSink,
         trace: Arc<TracePipe>,
         loader: EbpfLoader<'static>,
         kernel_btf: Option<PathBuf>,
     ) -> Lab {
-        trace.set_lesson(lesson);
+        trace.set_lesson(plan.number);
         Lab {
-            lesson,
+            lesson: plan.number,
             objects_dir,
-            parts,
+            parts: plan.parts.clone(),
+            part_needs: plan.part_needs.clone(),
             sink,
             trace,
             loader,
@@ -163,6 +166,17 @@ impl Lab {
     /// Whether the learner asked for this part of the lesson (all parts when none named).
     pub fn wants_part(&self, part: &str) -> bool {
         self.parts.is_empty() || self.parts.iter().any(|p| p == part)
+    }
+
+    /// Checks what part `part` declares it needs (`part_needs` in `lesson.toml`):
+    /// [`Unsupported`], naming the first feature this kernel lacks, if any. A lesson of
+    /// several parts calls it as each part starts.
+    pub fn require_part(&self, part: &str) -> anyhow::Result<()> {
+        let needs = self.part_needs.get(part).map(Vec::as_slice).unwrap_or_default();
+        match features::first_missing(needs)? {
+            Some(feature) => Err(Unsupported(feature.missing()).into()),
+            None => Ok(()),
+        }
     }
 
     /// Tells the learner something about the run (shown between trace lines).

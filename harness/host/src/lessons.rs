@@ -1,8 +1,10 @@
 //! The lessons in the source tree: each directory under `lessons/` with a `lesson.toml`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use bpflab_protocol::Feature;
 use serde::Deserialize;
 
 /// A lesson as described by its `lesson.toml`.
@@ -32,6 +34,15 @@ pub struct Lesson {
     pub snapshot_collapse: bool,
     /// What it is for the learner, and so where it is listed and what the tests expect.
     pub kind: Kind,
+    /// What the whole lesson needs of the kernel (`needs = ["kprobes"]`): the guest probes
+    /// each before the lesson runs and reports it unsupported, naming the feature, where
+    /// one is missing.
+    #[serde(default)]
+    pub needs: Vec<Feature>,
+    /// What a part needs besides (`[part_needs]`, `latency = ["core-btf"]`), probed when
+    /// that part starts.
+    #[serde(default)]
+    pub part_needs: BTreeMap<String, Vec<Feature>>,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -111,6 +122,13 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
         let mut lesson: Lesson =
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
         lesson.dir = path.parent().expect("file has a parent").to_path_buf();
+        if let Some(part) = lesson.part_needs.keys().find(|p| !lesson.parts.contains(p)) {
+            bail!(
+                "in {}: `part_needs` names the part `{part}`, which is not in `parts` ({})",
+                path.display(),
+                lesson.parts.join(", ")
+            );
+        }
         lessons.push(lesson);
     }
     lessons.sort_by_key(|l| l.number);

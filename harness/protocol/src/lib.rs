@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// Where the plan lives inside the initramfs.
 pub const PLAN_PATH: &str = "/bpflab/plan.json";
+/// Where the initramfs holds BTF encoded for a kernel that has none of its own (a 4.x
+/// kernel bpflab built: pahole turns the build's DWARF into BTF), for CO-RE.
+pub const BUILT_BTF_PATH: &str = "/bpflab/vmlinux.btf";
 /// Where lesson objects live inside the initramfs: `<LESSONS_DIR>/<lesson dir>/<object>`.
 pub const LESSONS_DIR: &str = "/bpflab/lessons";
 /// Every event line starts with this marker, so a stray line on the channel (there should
@@ -20,7 +23,9 @@ pub const EVENT_MARKER: &str = "@bpflab ";
 /// (so guest output cannot fill its memory), and [`Event::to_line`] shortens events to fit.
 pub const MAX_LINE: usize = 64 * 1024;
 
+mod features;
 mod referee;
+pub use features::Feature;
 pub use referee::{Referee, Ruling, Violation};
 
 /// What the host asks the guest to do during one boot.
@@ -63,6 +68,14 @@ pub struct LessonPlan {
     pub dir: String,
     /// Which part(s) to run; empty means all of them.
     pub parts: Vec<String>,
+    /// What the whole lesson needs of the kernel (its `lesson.toml`'s `needs`): probed
+    /// before it runs; a missing one makes it unsupported without running it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<Feature>,
+    /// What each part needs besides (`part_needs`): probed when the part starts, so the
+    /// other parts still run.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub part_needs: std::collections::BTreeMap<String, Vec<Feature>>,
 }
 
 /// How a lesson ended.
@@ -349,6 +362,8 @@ mod tests {
                 name: "hello".into(),
                 dir: "01-hello".into(),
                 parts: vec![],
+                needs: vec![Feature::Kprobes],
+                part_needs: [("latency".to_string(), vec![Feature::CoreBtf])].into(),
             }],
             channel: "/dev/ttyS1".into(),
             shell: false,

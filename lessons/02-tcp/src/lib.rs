@@ -86,6 +86,7 @@ fn counter(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part latency: time from tcp_sendmsg to tcp_v4_do_rcv, per message");
+    lab.require_part("latency")?;
     let mut bpf = lab.load("latency.bpf.o")?;
     for (function, target) in [
         ("on_sendmsg", "tcp_sendmsg"),
@@ -109,6 +110,12 @@ fn latency(lab: &mut Lab) -> anyhow::Result<Outcome> {
         .map(|cpu| samples.open(cpu, None))
         .collect::<Result<Vec<_>, _>>()?;
 
+    // Before 4.14, TCP's "prequeue" hands a segment that arrives while the reader waits
+    // in recv() to that reader, which then runs tcp_v4_do_rcv in its own thread, where
+    // the pid_tgid key does not match. tcp_low_latency=1 turns the prequeue off; from
+    // 4.14, which removed the prequeue, the setting is still there and does nothing.
+    std::fs::write("/proc/sys/net/ipv4/tcp_low_latency", "1")
+        .context("turning TCP's prequeue off (net.ipv4.tcp_low_latency)")?;
     let mut conversation = TcpConversation::open()?;
     lab.note(format!(
         "client {} → server {}",

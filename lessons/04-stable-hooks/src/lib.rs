@@ -17,10 +17,7 @@ use aya::programs::ProgramType;
 use aya::programs::{FEntry, ProgramError, RawTracePoint, TracePoint};
 use aya::sys::{is_program_supported, SyscallError};
 use aya::{Btf, Ebpf};
-use bpflab_guest::VMLINUX_BTF;
-use bpflab_guest::{
-    combine_parts, kernel_btf, unsupported_as_outcome, workload, Lab, Outcome, Unsupported,
-};
+use bpflab_guest::{combine_parts, unsupported_as_outcome, workload, Lab, Outcome, Unsupported};
 
 /// The kernel's "operation not supported" (not libc's ENOTSUP, 95), which user space sees
 /// when the kernel cannot attach a program where it was asked to.
@@ -62,14 +59,9 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part tracepoint: syscalls:sys_enter_clone");
-    // BPF programs on tracepoints came after kprobes (4.7): ask the kernel, as libbpf's
-    // probes do.
-    if !is_program_supported(ProgramType::TracePoint)? {
-        return Err(Unsupported(
-            "this kernel has no tracepoint programs (BPF_PROG_TYPE_TRACEPOINT, 4.7+)".to_string(),
-        )
-        .into());
-    }
+    // BPF programs on tracepoints came after kprobes (4.7): lesson.toml says this part
+    // needs them, and the kernel is asked, as libbpf's probes do.
+    lab.require_part("tracepoint")?;
     let mut bpf = lab.load("tracepoint.bpf.o")?;
     let program: &mut TracePoint = bpf
         .program_mut("hello_tp")
@@ -83,14 +75,8 @@ fn tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn raw_tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part raw-tracepoint: sys_enter, filtered to clone");
-    // Ask the kernel whether it has the program type (4.17+), as libbpf's probes do.
-    if !is_program_supported(ProgramType::RawTracePoint)? {
-        return Err(Unsupported(
-            "this kernel has no raw tracepoint programs (BPF_PROG_TYPE_RAW_TRACEPOINT, 4.17+)"
-                .to_string(),
-        )
-        .into());
-    }
+    // Raw tracepoints are 4.17+: declared in lesson.toml, asked of the kernel.
+    lab.require_part("raw-tracepoint")?;
     let mut bpf = lab.load("raw_tracepoint.bpf.o")?;
     let program: &mut RawTracePoint = bpf
         .program_mut("hello_raw_tp")
@@ -108,15 +94,10 @@ fn raw_tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn fentry(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part fentry: the function behind clone, found in the kernel's BTF");
-    // fentry names its target by BTF id: without the kernel's BTF there is nothing to
-    // name it by. Ask for the feature, not the version.
-    if kernel_btf().is_none() {
-        return Err(Unsupported(format!(
-            "needs kernel BTF ({VMLINUX_BTF}, CONFIG_DEBUG_INFO_BTF), which this kernel \
-             does not have (fentry itself: 5.5+)"
-        ))
-        .into());
-    }
+    // fentry names its target by BTF id: without the kernel's own BTF there is nothing
+    // to name it by (BTF bpflab encodes for an old kernel does not help: the kernel itself
+    // must know the ids). lesson.toml says so; the feature is asked, not the version.
+    lab.require_part("fentry")?;
     // The same name lesson 1's kprobe is attached to.
     let target = lab.syscall_fnname("clone")?;
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;

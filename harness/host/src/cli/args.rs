@@ -120,8 +120,13 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KernelsAction {
-    /// Pin the newest Debian or Ubuntu package of every series in images/kernels.lock.
+    /// Pin the newest Debian or Ubuntu package of every series in images/kernels.lock
+    /// (kernels, their configs, source packages, kernel.org tarballs, the guest's busybox).
     Update {
+        /// Only these series (e.g. `4.4 5.4`): their kernels and sources, nothing else.
+        /// Default: every series, and the guest's tools.
+        #[arg(value_name = "SERIES")]
+        series: Vec<String>,
         /// Architectures (comma-separated); default: both.
         #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
         arch: Vec<Arch>,

@@ -28,8 +28,8 @@ impl Cli {
                     }),
             } => kernels::build(&series, flavour, arch, jobs),
             Command::Kernels {
-                action: Some(KernelsAction::Update { arch }),
-            } => kernels::update(arch),
+                action: Some(KernelsAction::Update { series, arch }),
+            } => kernels::update(&series, arch),
             Command::Matrix(args) => matrix::run(args),
             Command::MergeReports {
                 reports,

@@ -35,8 +35,11 @@ pub fn list() -> anyhow::Result<ExitCode> {
                 });
             }
             if let Some(src) = &k.source {
-                if src.debian.is_some() {
-                    sources.push("debian-source");
+                if src.package.is_some() {
+                    sources.push(match k.distribution() {
+                        Distribution::Debian => "debian-source",
+                        Distribution::Ubuntu => "ubuntu-source",
+                    });
                 }
                 if src.kernel_org.is_some() {
                     sources.push("kernel.org");
@@ -82,15 +85,21 @@ pub fn list() -> anyhow::Result<ExitCode> {
 }
 
 /// Pins the newest packages and sources in `images/kernels.lock`.
-pub fn update(arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
+pub fn update(series: &[String], arch: Vec<Arch>) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let catalog = Catalog::load_shipped()?;
+    if let Some(unknown) = series.iter().find(|s| catalog.find(s).is_none()) {
+        anyhow::bail!(
+            "unknown kernel series `{unknown}`; known: {}",
+            catalog.series_names().join(", ")
+        );
+    }
     let arches = if arch.is_empty() {
         Arch::ALL.to_vec()
     } else {
         arch
     };
-    let changes = kernel::update::update_lock(&catalog, &config, &arches)?;
+    let changes = kernel::update::update_lock(&catalog, &config, series, &arches)?;
     if changes.is_empty() {
         term::status("images/kernels.lock already pins the newest packages");
     }

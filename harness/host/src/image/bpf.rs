@@ -179,6 +179,8 @@ mod tests {
             snapshot: Default::default(),
             snapshot_collapse: false,
             kind: crate::lessons::Kind::Lesson,
+            needs: vec![],
+            part_needs: Default::default(),
             dir: lesson_dir,
         };
         let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use bpflab_protocol::{Plan, LESSONS_DIR, PLAN_PATH};
+use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, PLAN_PATH};
 
 /// A `newc` cpio archive being written.
 #[derive(Debug, Default)]
@@ -86,13 +86,21 @@ impl Cpio {
 /// One lesson's objects to put in the image: guest directory name and (name, host path).
 pub type LessonObjects<'a> = (&'a str, Vec<(&'a str, &'a Path)>);
 
-/// Builds the initramfs for one boot. `busybox`, when given, becomes `/bin/busybox`
-/// (for `--shell`).
+/// What a boot may add to the agent, the plan and the objects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Becomes `/bin/busybox` (for `--shell`).
+    pub busybox: Option<&'a Path>,
+    /// BTF for a kernel without its own, at [`BUILT_BTF_PATH`].
+    pub kernel_btf: Option<&'a Path>,
+}
+
+/// Builds the initramfs for one boot.
 pub fn build(
     agent: &Path,
     plan: &Plan,
     lessons: &[LessonObjects<'_>],
-    busybox: Option<&Path>,
+    extras: Extras<'_>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut cpio = Cpio::new();
     for dir in ["dev", "proc", "sys", "tmp", "bin", "bpflab", LESSONS_DIR] {
@@ -105,10 +113,14 @@ pub fn build(
         .with_context(|| format!("reading the guest agent {}", agent.display()))?;
     cpio.file("init", 0o755, &agent_bytes);
     cpio.file(PLAN_PATH, 0o644, &serde_json::to_vec_pretty(plan)?);
-    if let Some(busybox) = busybox {
+    if let Some(busybox) = extras.busybox {
         let bytes =
             std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
         cpio.file("bin/busybox", 0o755, &bytes);
+    }
+    if let Some(btf) = extras.kernel_btf {
+        let bytes = std::fs::read(btf).with_context(|| format!("reading {}", btf.display()))?;
+        cpio.file(BUILT_BTF_PATH, 0o644, &bytes);
     }
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
@@ -200,7 +212,10 @@ mod tests {
             &agent,
             &plan,
             &[("01-hello", vec![("hello.bpf.o", obj.as_path())])],
-            Some(&agent),
+            Extras {
+                busybox: Some(&agent),
+                kernel_btf: Some(&obj),
+            },
         )
         .unwrap();
         let names: Vec<String> = parse(&bytes).into_iter().map(|e| e.0).collect();
@@ -210,6 +225,7 @@ mod tests {
             "bpflab/plan.json",
             "bpflab/lessons/01-hello/hello.bpf.o",
             "bin/busybox",
+            "bpflab/vmlinux.btf",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

@@ -26,10 +26,13 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
 /// configured. `None` when it may well be had (a download or a build will tell).
 pub fn unavailable_here(series: &KernelSeries, arch: Arch, config: &Config) -> Option<String> {
     if series.package_pattern(arch).is_none() {
-        return match series.source {
-            Some(_) => None,
-            None => Some(no_package_reason(series, arch)),
-        };
+        match &series.source {
+            None => return Some(no_package_reason(series, arch)),
+            // A kernel.org tarball may answer: a build will tell.
+            Some(source) if source.kernel_org.is_some() => return None,
+            // Only the archive's source package: its mirror must be configured.
+            Some(_) => {}
+        }
     }
     match Mirrors::discover(config, series.distribution()) {
         Ok(_) => None,
@@ -64,8 +67,10 @@ mod tests {
     use crate::kernel::catalog::Catalog;
 
     #[test]
-    fn an_ubuntu_series_on_arm64_is_unavailable_with_the_reason() {
-        let catalog = Catalog::load_shipped().unwrap();
+    fn a_series_with_no_package_and_no_source_for_an_arch_is_unavailable_with_the_reason() {
+        let mut catalog = Catalog::load_shipped().unwrap();
+        let k415 = catalog.kernels.iter_mut().find(|k| k.series == "4.15").unwrap();
+        k415.source = None;
         let k415 = catalog.find("4.15").unwrap();
         let why = unavailable_here(k415, Arch::Arm64, &Config::default()).unwrap();
         assert_eq!(
@@ -81,9 +86,23 @@ mod tests {
             k415,
             Arch::Arm64
         ))));
-        // 4.4 has a kernel.org source to build arm64 from: a build will tell.
+    }
+
+    #[test]
+    fn an_ubuntu_series_on_arm64_is_built_from_ubuntus_source_where_its_mirror_is() {
+        let catalog = Catalog::load_shipped().unwrap();
+        let config = Config::default();
+        // 4.15's only source is Ubuntu's linux-source package: available exactly where an
+        // Ubuntu mirror is configured.
+        let mirror = Mirrors::discover(&config, crate::kernel::apt::Distribution::Ubuntu);
+        let k415 = catalog.find("4.15").unwrap();
+        assert_eq!(
+            unavailable_here(k415, Arch::Arm64, &config),
+            mirror.err().map(|e| format!("{e:#}"))
+        );
+        // 4.4 has a kernel.org tarball too: a build will tell.
         let k44 = catalog.find("4.4").unwrap();
-        assert_eq!(unavailable_here(k44, Arch::Arm64, &Config::default()), None);
+        assert_eq!(unavailable_here(k44, Arch::Arm64, &config), None);
     }
 
     #[test]

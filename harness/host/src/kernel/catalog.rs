@@ -63,8 +63,9 @@ pub struct KernelSeries {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
-    /// A Debian package name pattern (`linux-source-*`) in the series' suites.
-    pub debian: Option<String>,
+    /// A source package's name pattern (`linux-source-*`) in the series' suites, in the
+    /// series' archive (Debian's, or Ubuntu's for the series that come from Ubuntu).
+    pub package: Option<String>,
     /// A kernel.org tarball.
     pub kernel_org: Option<String>,
     /// The tarball's SHA-256, once pinned.

@@ -57,6 +57,9 @@ pub struct KernelImage {
     pub origin: String,
     /// Its Linux version, from the image itself or else its series, when known.
     pub version: Option<KernelVersion>,
+    /// BTF encoded from the build's DWARF, for a kernel without BTF of its own (a 4.x
+    /// kernel bpflab built): the guest resolves CO-RE relocations against it.
+    pub btf: Option<PathBuf>,
 }
 
 /// Finds (and if needed fetches) the kernel for `spec` and `arch`.
@@ -82,6 +85,7 @@ pub fn obtain(
                 config,
                 origin: path.display().to_string(),
                 version: KernelVersion::of_image(path),
+                btf: None,
             })
         }
         KernelSpec::Series(name) => {
@@ -209,6 +213,7 @@ fn obtain_series(
         version: KernelVersion::of_image(&image).or_else(|| KernelVersion::parse(&series.series)),
         image,
         config: kernel_config,
+        btf: None,
         origin: format!(
             "{} {} ({distribution} {})",
             record.package.name, record.package.version, record.suite

@@ -23,20 +23,28 @@ pub const KERNEL_ORG_KEYS: &[PinnedKey] = &[PinnedKey {
     armored: include_str!("../../../../images/keys/kernel.org/autosigner.asc"),
 }];
 
-/// Pins the newest of everything for `arches`. Returns what changed (and what could not
-/// be updated), as lines for the user.
+/// Pins the newest of everything for `arches`, or only what belongs to the series named in
+/// `only` (nothing else moves). Returns what changed (and what could not be updated), as
+/// lines for the user.
 pub fn update_lock(
     catalog: &Catalog,
     config: &Config,
+    only: &[String],
     arches: &[Arch],
 ) -> anyhow::Result<Vec<String>> {
     let path = pins::lock_path();
     let mut lock = KernelLock::load(&path)?;
     let mut changes = Vec::new();
-    pin_kernels(catalog, config, arches, &mut lock, &mut changes)?;
-    pin_source_packages(catalog, config, &mut lock, &mut changes)?;
-    pin_tools(catalog, config, arches, &mut lock, &mut changes)?;
-    pin_kernel_org(catalog, &mut lock, &mut changes);
+    let mut chosen = catalog.clone();
+    if !only.is_empty() {
+        chosen.kernels.retain(|k| only.contains(&k.series));
+    }
+    pin_kernels(&chosen, config, arches, &mut lock, &mut changes)?;
+    pin_source_packages(&chosen, config, &mut lock, &mut changes)?;
+    if only.is_empty() {
+        pin_tools(&chosen, config, arches, &mut lock, &mut changes)?;
+    }
+    pin_kernel_org(&chosen, &mut lock, &mut changes);
     lock.save(&path)?;
     Ok(changes)
 }
@@ -150,7 +158,7 @@ fn pin_source_packages(
     changes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     for series in &catalog.kernels {
-        let Some(pattern) = series.source.as_ref().and_then(|s| s.debian.as_deref()) else {
+        let Some(pattern) = series.source.as_ref().and_then(|s| s.package.as_deref()) else {
             continue;
         };
         let query = Query {

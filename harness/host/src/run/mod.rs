@@ -18,7 +18,7 @@ use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, interrupt, tools};
+use crate::{image::guest_tools, image::initramfs, interrupt, tools};
 
 mod collector;
 mod request;
@@ -168,7 +168,16 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         false => None,
     };
     let initramfs_bytes =
-        stages::initramfs(request, &selected, &built, &qemu_config, busybox.as_deref())?;
+        stages::initramfs(
+            request,
+            &selected,
+            &built,
+            &qemu_config,
+            initramfs::Extras {
+                busybox: busybox.as_deref(),
+                kernel_btf: kernel.btf.as_deref(),
+            },
+        )?;
     timings.initramfs = t.elapsed();
     progress(Progress::Stage(
         Stage::Initramfs,

@@ -111,14 +111,14 @@ pub(super) fn qemu_config(
     }
 }
 
-/// Writes the initramfs (agent, plan, objects, busybox for `--shell`) where QEMU will
-/// look for it; returns its size.
+/// Writes the initramfs (agent, plan, objects, and the extras: busybox for `--shell`,
+/// BTF for a kernel without its own) where QEMU will look for it; returns its size.
 pub(super) fn initramfs(
     request: &RunRequest,
     selected: &Selected<'_>,
     built: &Built,
     qemu_config: &QemuConfig,
-    busybox: Option<&Path>,
+    extras: initramfs::Extras<'_>,
 ) -> anyhow::Result<u64> {
     let plan = Plan {
         lessons: selected
@@ -128,6 +128,8 @@ pub(super) fn initramfs(
                 name: l.name.clone(),
                 dir: l.dir_name(),
                 parts: parts.clone(),
+                needs: l.needs.clone(),
+                part_needs: l.part_needs.clone(),
             })
             .collect(),
         channel: qemu_config.channel().1.to_string(),
@@ -146,7 +148,7 @@ pub(super) fn initramfs(
             (dir.as_str(), files)
         })
         .collect();
-    let image = initramfs::build(&built.agent, &plan, &image_lessons, busybox)?;
+    let image = initramfs::build(&built.agent, &plan, &image_lessons, extras)?;
     std::fs::write(&qemu_config.initrd, &image)
         .with_context(|| format!("writing {}", qemu_config.initrd.display()))?;
     Ok(image.len() as u64)

@@ -17,7 +17,9 @@ pub struct Fragments {
     pub required: Vec<String>,
 }
 
-/// Reads base, arch, flavour and series fragments from `kernel-config/`.
+/// Reads base, arch, flavour and series fragments from `kernel-config/`: the series'
+/// quirks (`series/<series>.config`) and its quirks on one arch
+/// (`series/<series>-<arch>.config`), when there are any.
 pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow::Result<Fragments> {
     let dir = config::source_root().join("kernel-config");
     let mut texts = Vec::new();
@@ -27,6 +29,7 @@ pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow:
         Some(format!("{}.config", arch.name())),
         flavour.fragment().map(str::to_string),
         Some(format!("series/{}.config", series.series)),
+        Some(format!("series/{}-{}.config", series.series, arch.name())),
     ];
     for name in names.into_iter().flatten() {
         let path = dir.join(&name);
@@ -39,12 +42,26 @@ pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow:
     Ok(parse_fragments(&texts.join("\n")))
 }
 
+/// What a later fragment writes to take back an earlier one's `# required`, for an option
+/// an old series or an arch cannot have: `# not required: CONFIG_X CONFIG_Y (why)`.
+const NOT_REQUIRED: &str = "# not required:";
+
 /// Strips comments (Kconfig does not accept them after a value) and collects the
-/// options marked `# required`.
+/// options marked `# required`, less those a later line says are not.
 pub fn parse_fragments(text: &str) -> Fragments {
     let mut merged = String::new();
     let mut required = Vec::new();
+    let mut not_required = Vec::new();
     for line in text.lines() {
+        if let Some(names) = line.trim().strip_prefix(NOT_REQUIRED) {
+            not_required.extend(
+                names
+                    .split_whitespace()
+                    .filter(|w| w.starts_with("CONFIG_"))
+                    .map(|w| w.trim_end_matches([',', '.', ';']).to_string()),
+            );
+            continue;
+        }
         let (setting, comment) = match line.split_once('#') {
             Some((s, c)) => (s.trim(), c.trim()),
             None => (line.trim(), ""),
@@ -60,6 +77,7 @@ pub fn parse_fragments(text: &str) -> Fragments {
             }
         }
     }
+    required.retain(|name| !not_required.contains(name));
     Fragments { merged, required }
 }
 
@@ -85,6 +103,16 @@ mod tests {
         );
         assert_eq!(f.merged, "CONFIG_BPF=y\nCONFIG_KPROBES=y\nCONFIG_X=n\n");
         assert_eq!(f.required, ["CONFIG_KPROBES"]);
+    }
+
+    #[test]
+    fn a_later_fragment_can_take_back_a_requirement() {
+        let f = parse_fragments(
+            "CONFIG_KPROBES=y  # required\nCONFIG_BPF=y  # required\n\
+             # not required: CONFIG_KPROBES, CONFIG_KRETPROBES (arm64: 4.10)\n",
+        );
+        assert_eq!(f.required, ["CONFIG_BPF"]);
+        assert_eq!(f.merged, "CONFIG_KPROBES=y\nCONFIG_BPF=y\n");
     }
 
     #[test]

@@ -28,6 +28,10 @@ use make::build_with_progress;
 use source::source_tarball;
 use target::{Target, Toolchain};
 
+/// BTF that pahole encoded from the build's DWARF, beside a kernel too old to carry its
+/// own (`CONFIG_DEBUG_INFO_BTF` is 5.2+). The guest resolves CO-RE relocations against it.
+const BTF_FILE: &str = "vmlinux.btf";
+
 /// What a kernel built from source is for; each flavour adds fragments to the base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Flavour {
@@ -108,7 +112,7 @@ pub fn obtain(
     // recorded it (a source package), or as it is pinned (a kernel.org tarball, which is
     // only ever used when it has that hash), instead of reading the 140 MB tarball again.
     let recorded_sha = match archive::record(&config.cache_dir.join("sources").join(&series.series))
-        .and_then(|r| r.files.get("linux.tar.xz").cloned())
+        .and_then(|r| source::recorded_tarball(&r).map(|(_, sha)| sha.to_string()))
     {
         Some(sha) => Some(sha),
         None => source::kernel_org_pin(series)?.map(|(_, sha)| sha),
@@ -146,6 +150,7 @@ pub fn obtain(
         &log_path,
         &format!("building {name} for {arch}"),
     )?;
+    target.encode_btf(&src, &sandbox, &dot_config)?;
     target.publish(&src, parent, &dot_config, &key)?;
     term::status(format!(
         "built {name} for {arch}: {} ({} KiB); build log {}",
@@ -173,6 +178,7 @@ fn built_image(
         version: KernelVersion::parse(&series.series),
         image,
         config: Some(dir.join("config")),
+        btf: Some(dir.join(BTF_FILE)).filter(|p| p.is_file()),
         origin: format!(
             "{} {} built from source with {compiler}",
             flavour.name(),

@@ -11,6 +11,18 @@ use crate::kernel::apt::archive;
 use crate::kernel::catalog::KernelSeries;
 use crate::{digest, fetch, term};
 
+/// A source package's tarball by its suffix, and the name it is kept under in the cache
+/// (the unpacker picks the decompressor by that name).
+const SOURCE_TARBALLS: [(&str, &str); 2] =
+    [(".tar.xz", "linux.tar.xz"), (".tar.bz2", "linux.tar.bz2")];
+
+/// The source tarball a source package's cache entry recorded, and its SHA-256.
+pub(super) fn recorded_tarball(record: &archive::Record) -> Option<(&'static str, &str)> {
+    SOURCE_TARBALLS
+        .iter()
+        .find_map(|(_, name)| record.files.get(*name).map(|sha| (*name, sha.as_str())))
+}
+
 /// The source tarball of a series and its hash: from Debian's `linux-source-*`, or
 /// kernel.org. When neither answers, the series cannot be built here: [`Unavailable`],
 /// no failure of bpflab.
@@ -29,7 +41,7 @@ pub(super) fn source_tarball(
     let mut problems = Vec::new();
     // Building a kernel runs its Makefiles: only a source pinned in the lock is used.
     let lock = crate::kernel::pins::KernelLock::load(&crate::kernel::pins::lock_path())?;
-    if let Some(pattern) = &spec.debian {
+    if let Some(pattern) = &spec.package {
         let query = archive::Query {
             what: format!("linux source {}", series.series),
             distribution: series.distribution(),
@@ -40,21 +52,27 @@ pub(super) fn source_tarball(
         let Some(pinned) = lock.find_source_package(&series.series) else {
             bail!(
                 "the source package of kernel {} is not pinned in {}: run `bpflab kernels \
-                 update` to pin the newest (building runs the source's own scripts, so bpflab \
-                 builds only a source whose hash is pinned)",
+                 update {}` to pin the newest (building runs the source's own scripts, so \
+                 bpflab builds only a source whose hash is pinned)",
                 series.series,
-                crate::kernel::pins::lock_path().display()
+                crate::kernel::pins::lock_path().display(),
+                series.series
             );
         };
+        // Debian's packages hold usr/src/linux-source-<v>.tar.xz, Ubuntu's
+        // usr/src/linux-source-<v>/linux-source-<v>.tar.bz2.
         let picked = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
-            (path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz"))
-                .then(|| "linux.tar.xz".to_string())
+            let (_, name) = SOURCE_TARBALLS
+                .iter()
+                .find(|(suffix, _)| path.ends_with(suffix))?;
+            path.starts_with("usr/src/linux-source-")
+                .then(|| name.to_string())
         });
         match picked {
-            Ok(record) => match record.files.get("linux.tar.xz") {
-                Some(sha) => return Ok((dir.join("linux.tar.xz"), sha.clone())),
+            Ok(record) => match recorded_tarball(&record) {
+                Some((name, sha)) => return Ok((dir.join(name), sha.to_string())),
                 None => problems.push(format!(
-                    "{} has no usr/src/linux-source-*.tar.xz",
+                    "{} has no usr/src/linux-source-*.tar.xz or .tar.bz2",
                     record.package.name
                 )),
             },
@@ -99,7 +117,7 @@ pub(super) fn ensure_buildable(series: &KernelSeries) -> anyhow::Result<()> {
     let Some(spec) = &series.source else {
         return Ok(());
     };
-    let Some(url) = spec.kernel_org.as_deref().filter(|_| spec.debian.is_none()) else {
+    let Some(url) = spec.kernel_org.as_deref().filter(|_| spec.package.is_none()) else {
         return Ok(());
     };
     match kernel_org_pin(series)? {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 
 use super::make::{command_output, run_quiet};
 use super::unpack::unpack_source;
-use super::{built_image, missing_options, Flavour, Fragments};
+use super::{built_image, missing_options, Flavour, Fragments, BTF_FILE};
 use crate::arch::Arch;
 use crate::digest::sha256_bytes;
 use crate::kernel::catalog::KernelSeries;
@@ -75,11 +75,14 @@ impl Target<'_> {
 
     pub(super) fn is_built(&self, key: &str) -> bool {
         let dir = &self.out_dir;
+        let config = std::fs::read_to_string(dir.join("config")).unwrap_or_default();
         std::fs::read_to_string(dir.join("key")).ok().as_deref() == Some(key)
             && dir.join("vmlinuz").is_file()
-            // x86-64 builds publish the vmlinux booted through PVH; one made before that
-            // was so is rebuilt rather than booted the slow way for ever.
-            && (self.arch != Arch::X86_64 || dir.join("vmlinux").is_file())
+            // x86-64 builds with PVH publish the vmlinux booted through it, and old series
+            // the BTF encoded for them; a build made before that was so is rebuilt rather
+            // than booted the slow way, or without CO-RE, for ever.
+            && (!self.boots_through_pvh(&config) || dir.join("vmlinux").is_file())
+            && (!needs_encoded_btf(&config) || dir.join(BTF_FILE).is_file())
     }
 
     pub(super) fn image(&self) -> KernelImage {
@@ -90,6 +93,12 @@ impl Target<'_> {
             &self.out_dir,
             &self.toolchain.compiler,
         )
+    }
+
+    /// Whether QEMU can boot this build's uncompressed vmlinux through its PVH entry: x86-64
+    /// with `CONFIG_PVH` (5.0+; older series have no such option and boot the bzImage).
+    fn boots_through_pvh(&self, dot_config: &str) -> bool {
+        self.arch == Arch::X86_64 && dot_config.lines().any(|l| l == "CONFIG_PVH=y")
     }
 
     pub(super) fn image_target(&self) -> &'static str {
@@ -182,6 +191,30 @@ impl Target<'_> {
         Ok(dot_config)
     }
 
+    /// For a kernel without BTF of its own but with DWARF (a 4.x series): pahole encodes
+    /// the DWARF as BTF in a file of its own, [`BTF_FILE`], which the guest gets for CO-RE
+    /// (what BTFHub does for distributions' kernels). Nothing to do for other kernels.
+    pub(super) fn encode_btf(
+        &self,
+        src: &Path,
+        sandbox: &Sandbox,
+        dot_config: &str,
+    ) -> anyhow::Result<()> {
+        if !needs_encoded_btf(dot_config) {
+            return Ok(());
+        }
+        let spinner = term::spinner("encoding the kernel's BTF from its DWARF (pahole)");
+        let mut pahole = Command::new("pahole");
+        pahole
+            .current_dir(src)
+            .arg(format!("--btf_encode_detached={BTF_FILE}"))
+            .arg("vmlinux");
+        sandbox.confine(&mut pahole);
+        run_quiet(pahole, "encoding BTF with pahole")?;
+        spinner.finish_and_clear();
+        Ok(())
+    }
+
     /// Image, config and key, staged next to their final place (the build tree may be on
     /// another file system) and swapped in as a whole.
     pub(super) fn publish(
@@ -205,7 +238,7 @@ impl Target<'_> {
             .join(self.image_target());
         std::fs::copy(&built, staged.join("vmlinuz"))
             .with_context(|| format!("copying {}", built.display()))?;
-        if self.arch == Arch::X86_64 {
+        if self.boots_through_pvh(dot_config) {
             // QEMU boots an x86-64 vmlinux directly through its PVH entry: no
             // decompression, which under emulation saves more than a second. Debug info is
             // stripped; BTF, which the lessons need, is a section of its own and stays.
@@ -218,6 +251,11 @@ impl Target<'_> {
                 .arg(staged.join("vmlinux"));
             run_quiet(strip, "stripping vmlinux")?;
         }
+        let btf = src.join(BTF_FILE);
+        if btf.is_file() {
+            std::fs::copy(&btf, staged.join(BTF_FILE))
+                .with_context(|| format!("copying {}", btf.display()))?;
+        }
         std::fs::write(staged.join("config"), dot_config)?;
         std::fs::write(staged.join("compiler"), &self.toolchain.compiler)?;
         std::fs::write(staged.join("key"), key)?;
@@ -228,4 +266,11 @@ impl Target<'_> {
         std::fs::rename(&staged, &self.out_dir)
             .with_context(|| format!("moving the kernel into {}", self.out_dir.display()))
     }
+}
+
+/// A kernel with DWARF but without BTF of its own (a series older than 5.2's
+/// `CONFIG_DEBUG_INFO_BTF`): bpflab encodes its BTF after the build.
+fn needs_encoded_btf(dot_config: &str) -> bool {
+    let has = |option: &str| dot_config.lines().any(|l| l == format!("{option}=y"));
+    has("CONFIG_DEBUG_INFO") && !has("CONFIG_DEBUG_INFO_BTF")
 }

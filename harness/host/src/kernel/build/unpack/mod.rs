@@ -24,7 +24,7 @@ const SOURCE_TREE: TreeLimits = TreeLimits {
     entries: limits::MAX_SOURCE_TREE_ENTRIES,
 };
 
-/// Unpacks a `.tar.xz` kernel source into `dest`, which must not exist yet, dropping its
+/// Unpacks a `.tar.xz` or `.tar.bz2` kernel source into `dest`, which must not exist yet, dropping its
 /// top directory. The tarball comes from the network: every entry must stay inside
 /// `dest` (see [`Tree::unpack`]) and the whole within [`SOURCE_TREE`], or nothing is
 /// kept (`dest` is removed) and the error names the entry.
@@ -71,8 +71,17 @@ struct Refused {
 fn unpack_tree(tarball: &Path, dest: &Path, caps: TreeLimits) -> anyhow::Result<()> {
     let file =
         std::fs::File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
-    let xz = xz2::read::XzDecoder::new(BufReader::new(file));
-    let mut archive = tar::Archive::new(AtMost::new(xz, caps.bytes, "the source, decompressed,"));
+    let raw = BufReader::new(file);
+    // Debian's and kernel.org's sources are xz, Ubuntu's linux-source-* bzip2.
+    let decompressed: Box<dyn Read> = match tarball.extension().and_then(|e| e.to_str()) {
+        Some("bz2") => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+        _ => Box::new(xz2::read::XzDecoder::new(raw)),
+    };
+    let mut archive = tar::Archive::new(AtMost::new(
+        decompressed,
+        caps.bytes,
+        "the source, decompressed,",
+    ));
     let mut tree = Tree {
         root: dest,
         files: HashSet::new(),

@@ -1,0 +1,39 @@
+//! Probing the running kernel for the features lessons declare (`needs` in `lesson.toml`):
+//! each is asked of the kernel itself, as libbpf's and aya's probes do (load a trivial
+//! program of the type, create a map of the type, look for the BTF file), never read from
+//! the version string, which distributions' backports make lie.
+
+use aya::maps::MapType;
+use aya::programs::ProgramType;
+use aya::sys::{is_map_supported, is_program_supported};
+use bpflab_protocol::Feature;
+
+use crate::btf::{core_btf, kernel_btf};
+
+/// Whether the running kernel has `feature`.
+pub fn has(feature: Feature) -> anyhow::Result<bool> {
+    let program = |t| is_program_supported(t).map_err(anyhow::Error::from);
+    let map = |t| is_map_supported(t).map_err(anyhow::Error::from);
+    match feature {
+        Feature::Kprobes => program(ProgramType::KProbe),
+        Feature::Tracepoints => program(ProgramType::TracePoint),
+        Feature::RawTracepoints => program(ProgramType::RawTracePoint),
+        Feature::KernelBtf => Ok(kernel_btf().is_some()),
+        Feature::CoreBtf => Ok(core_btf().is_some()),
+        Feature::PerfEventArray => map(MapType::PerfEventArray),
+        Feature::PercpuMaps => Ok(map(MapType::PerCpuArray)? && map(MapType::PerCpuHash)?),
+        Feature::StackTraceMap => map(MapType::StackTrace),
+        Feature::LruHash => map(MapType::LruHash),
+        Feature::RingBuffer => map(MapType::RingBuf),
+    }
+}
+
+/// The first of `needs` the running kernel lacks, if any.
+pub fn first_missing(needs: &[Feature]) -> anyhow::Result<Option<Feature>> {
+    for &feature in needs {
+        if !has(feature)? {
+            return Ok(Some(feature));
+        }
+    }
+    Ok(None)
+}
