@@ -127,6 +127,12 @@ pub enum Event {
         /// Milliseconds since the guest kernel booted (CLOCK_BOOTTIME) when init started.
         boot_ms: u64,
     },
+    /// What the guest found the kernel has, of every [`Feature`] a lesson can need: probed
+    /// once per boot, before the lessons, for the matrix's feature table.
+    Features {
+        /// The features the kernel has; every other one of [`Feature::ALL`] it lacks.
+        present: Vec<Feature>,
+    },
     /// A lesson begins.
     LessonStart {
         /// Lesson number.
@@ -215,9 +221,11 @@ impl Event {
             Event::Output { line, .. } | Event::Trace { line, .. } => Some(line),
             Event::LessonEnd { outcome, .. } => Some(outcome.reason_mut()),
             Event::AgentError { message } => Some(message),
-            Event::Ready { .. } | Event::LessonStart { .. } | Event::ShellStart | Event::Done => {
-                None
-            }
+            Event::Ready { .. }
+            | Event::Features { .. }
+            | Event::LessonStart { .. }
+            | Event::ShellStart
+            | Event::Done => None,
         }
     }
 

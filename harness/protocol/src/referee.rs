@@ -180,7 +180,8 @@ impl Referee {
                 self.done = true;
                 self.release_with(event)
             }
-            Event::Note { .. }
+            Event::Features { .. }
+            | Event::Note { .. }
             | Event::Output { .. }
             | Event::Trace { .. }
             | Event::AgentError { .. } => vec![Ruling::Accept(event)],

@@ -133,9 +133,27 @@ pub fn run_with(lab: &mut Lab, settings: &Settings) -> anyhow::Result<Outcome> {
     // that allocates a task_struct is inlined into kernel_clone on some, and older
     // kernels report the kretprobe trampoline instead of the caller for some sites.
     let old = longest_lived.len();
+    // Where the kernel gives a kretprobe no caller's address (no frame pointer to read the
+    // return address through, and registers that still point into the kretprobe
+    // trampoline, as on 4.4), the site is the trampoline: say so rather than pass it off
+    // as who allocated the object.
+    let unknown = longest_lived
+        .iter()
+        .filter(|site| site.contains("kretprobe_trampoline") || site.contains("rethook_trampoline"))
+        .count();
+    if unknown > 0 {
+        lab.note(format!(
+            "{unknown} of {old} allocation sites are the kretprobe trampoline: on this kernel a \
+             kretprobe's registers do not say who called {allocator}"
+        ));
+    }
+    let unknown = match unknown {
+        0 => String::new(),
+        n => format!(" ({n} without their allocation site)"),
+    };
     Ok(if old >= THREADS {
         Outcome::Passed(format!(
-            "{THREADS} threads kept alive for {}s; objects older than {}s were found",
+            "{THREADS} threads kept alive for {}s; objects older than {}s were found{unknown}",
             settings.lifetime.as_secs(),
             settings.threshold_s
         ))

@@ -141,7 +141,7 @@ impl LiveView {
                 message,
                 plain,
             )),
-            Event::ShellStart | Event::Done => {}
+            Event::Features { .. } | Event::ShellStart | Event::Done => {}
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bpflab_protocol::{Event, Outcome, Referee, Ruling, Violation};
+use bpflab_protocol::{Event, Feature, Outcome, Referee, Ruling, Violation};
 
 use super::{LessonResult, Progress, Timings};
 use crate::lessons::Lesson;
@@ -24,6 +24,7 @@ pub(super) struct Collector {
     pub(super) violations: Vec<Violation>,
     pub(super) results: Vec<LessonResult>,
     pub(super) release: Option<String>,
+    pub(super) features: Option<Vec<Feature>>,
     pub(super) agent_error: Option<String>,
     pub(super) ready_at: Option<Duration>,
     pub(super) last_end: Option<Duration>,
@@ -44,6 +45,7 @@ impl Collector {
                 })
                 .collect(),
             release: None,
+            features: None,
             agent_error: None,
             ready_at: None,
             last_end: None,
@@ -107,6 +109,7 @@ impl Collector {
                 timings.guest_boot = Some(Duration::from_millis(*boot_ms));
             }
             Event::AgentError { message } => self.agent_error = Some(message.clone()),
+            Event::Features { present } => self.features = Some(present.clone()),
             Event::LessonEnd {
                 lesson, outcome, ..
             } => {

@@ -96,6 +96,9 @@ pub struct RunResult {
     pub kernel: KernelImage,
     /// `uname -r` reported by the guest, if it got that far.
     pub guest_release: Option<String>,
+    /// The features the guest found the kernel has (of every one a lesson can need), if
+    /// it got that far.
+    pub guest_features: Option<Vec<bpflab_protocol::Feature>>,
     /// The accelerator used.
     pub accel: AccelChoice,
     /// One entry per requested lesson, in order.
@@ -210,6 +213,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         initramfs_bytes,
         kernel,
         guest_release: collector.release.take(),
+        guest_features: collector.features.take(),
         accel,
         lessons,
         vm,

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bpflab_protocol::Outcome;
+use bpflab_protocol::{Feature, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
@@ -64,6 +64,9 @@ pub struct Cell {
     pub error: Option<String>,
     /// Lesson results, in order.
     pub lessons: Vec<CellLesson>,
+    /// The kernel features the guest found (of every one a lesson can need), if it came up.
+    #[serde(default)]
+    pub features: Option<Vec<Feature>>,
     /// QEMU start → agent ready, seconds.
     pub boot_s: Option<f64>,
     /// Agent ready → last lesson done, seconds.
@@ -202,13 +205,41 @@ impl Report {
         out
     }
 
-    /// Writes `matrix.json` and `matrix.md` into `dir`.
+    /// The kernel features each booted cell has, as the guest probed them: a row per
+    /// cell, a column per feature (✔ present, ✘ absent), then what each feature is and the
+    /// version that brought it. Cells that never came up are left out.
+    pub fn features_markdown(&self) -> String {
+        let mut out = String::from("| kernel | arch | ");
+        for f in Feature::ALL {
+            out.push_str(&format!("{} | ", f.name()));
+        }
+        out.push_str("\n|---|---|");
+        out.push_str(&"---|".repeat(Feature::ALL.len()));
+        out.push('\n');
+        for c in &self.cells {
+            let Some(present) = &c.features else { continue };
+            out.push_str(&format!("| {} | {} | ", c.kernel, c.arch));
+            for f in Feature::ALL {
+                out.push_str(if present.contains(&f) { "✔ | " } else { "✘ | " });
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+        for f in Feature::ALL {
+            out.push_str(&format!("- `{}`: {}; Linux {}\n", f.name(), f.what(), f.since()));
+        }
+        out
+    }
+
+    /// Writes `matrix.json`, `matrix.md` and `features.md` into `dir`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("matrix.json"), serde_json::to_vec_pretty(self)?)
             .with_context(|| format!("writing {}", dir.join("matrix.json").display()))?;
         std::fs::write(dir.join("matrix.md"), self.markdown())
             .with_context(|| format!("writing {}", dir.join("matrix.md").display()))?;
+        std::fs::write(dir.join("features.md"), self.features_markdown())
+            .with_context(|| format!("writing {}", dir.join("features.md").display()))?;
         Ok(())
     }
 }
@@ -280,6 +311,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
         unavailable: None,
         error: None,
         lessons: Vec::new(),
+        features: None,
         boot_s: None,
         run_s: None,
         wall_s: 0.0,
@@ -290,6 +322,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
             // The report is read on terminals and as Markdown: guest text in it is shown,
             // never obeyed.
             cell.release = result.guest_release.as_deref().map(visible_lines);
+            cell.features = result.guest_features.clone();
             cell.boot_s = result.timings.boot.map(|d| d.as_secs_f64());
             cell.run_s = result.timings.lessons.map(|d| d.as_secs_f64());
             if result.vm.end != VmEnd::Finished && result.guest_release.is_none() {

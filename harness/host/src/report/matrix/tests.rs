@@ -18,6 +18,7 @@ fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str
                 outcome: o.clone(),
             })
             .collect(),
+        features: None,
         boot_s: Some(2.0),
         run_s: Some(1.0),
         wall_s: 3.0,
@@ -146,4 +147,28 @@ fn reports_round_trip_through_json() {
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back.cells.len(), 1);
     assert_eq!(back.markdown(), report.markdown());
+}
+
+#[test]
+fn the_feature_table_has_a_row_per_booted_cell_and_says_what_each_feature_is() {
+    let mut new = cell("6.1", "x86_64", &[], None);
+    new.features = Some(vec![Feature::Kprobes, Feature::RingBuffer]);
+    let mut old = cell("4.4", "x86_64", &[], None);
+    old.features = Some(vec![Feature::Kprobes]);
+    let never_up = cell("4.9", "x86_64", &[], Some("no kernel.org here"));
+    let md = Report {
+        cells: vec![old, new, never_up],
+    }
+    .features_markdown();
+    let row = |kernel: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {kernel} |")))
+            .map(str::to_string)
+    };
+    let ring = Feature::ALL.iter().position(|f| *f == Feature::RingBuffer).unwrap();
+    let column = |line: String| line.split(" | ").nth(2 + ring).map(str::to_string);
+    assert_eq!(column(row("6.1").unwrap()).as_deref(), Some("✔"));
+    assert_eq!(column(row("4.4").unwrap()).as_deref(), Some("✘"));
+    assert_eq!(row("4.9"), None, "a cell that never booted has no row");
+    assert!(md.contains("- `ring-buffer`: the BPF ring buffer (BPF_MAP_TYPE_RINGBUF); Linux 5.8"));
 }
