@@ -65,7 +65,7 @@ fn an_agent_crash_is_reported_as_such() {
 }
 
 #[test]
-fn a_kernel_without_kprobes_is_refused_before_booting() {
+fn a_kernel_without_bpf_is_refused_before_booting() {
     // The default kernel, given by path, with a build config beside it that lacks kprobes.
     let kernel = bpflab::kernel::obtain(
         &bpflab::kernel::KernelSpec::Series("6.1".into()),
@@ -84,7 +84,7 @@ fn a_kernel_without_kprobes_is_refused_before_booting() {
     let config = std::fs::read_to_string(kernel.config.unwrap()).unwrap();
     std::fs::write(
         dir.path().join("config"),
-        config.replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set"),
+        config.replace("CONFIG_BPF_SYSCALL=y", "# CONFIG_BPF_SYSCALL is not set"),
     )
     .unwrap();
 
@@ -92,7 +92,8 @@ fn a_kernel_without_kprobes_is_refused_before_booting() {
     request.kernel = Some(bpflab::kernel::KernelSpec::Path(image));
     let err = run::run(&request, &mut |_| {}).unwrap_err();
     assert!(
-        format!("{err:#}").contains("lacks what the lessons need: CONFIG_KPROBES=y (kprobes)"),
+        format!("{err:#}")
+            .contains("lacks what bpflab's guest needs: CONFIG_BPF_SYSCALL=y (the bpf() system call)"),
         "{err:#}"
     );
 }

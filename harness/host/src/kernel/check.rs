@@ -1,13 +1,21 @@
 //! Before booting: does this kernel have what the lessons need? Checked from its build
 //! config when bpflab has it (Debian's and Ubuntu's packages and minimal builds come with
-//! one), so a kernel without BPF or kprobes is refused with the missing options named,
-//! instead of failing obscurely inside the guest.
+//! one). A kernel that cannot run bpflab's guest or load BPF at all is refused with the
+//! missing options named, instead of failing obscurely inside the guest. One without BPF
+//! tracing (arm64 before 4.10 has no kprobes) boots: each lesson that needs a probe says
+//! so itself, as the guest finds the feature missing.
 
 use crate::arch::Arch;
 
-/// What every lesson needs built in, and why.
+/// What the guest needs built in to run at all, and why.
 const NEEDED: &[(&str, &str)] = &[
     ("CONFIG_BPF_SYSCALL", "the bpf() system call"),
+    ("CONFIG_BLK_DEV_INITRD", "booting from bpflab's initramfs"),
+    ("CONFIG_DEVTMPFS", "device nodes in the guest"),
+];
+
+/// What the tracing lessons need, and why: without it they report themselves unsupported.
+const TRACING: &[(&str, &str)] = &[
     ("CONFIG_KPROBES", "kprobes"),
     ("CONFIG_KPROBE_EVENTS", "attaching BPF programs to kprobes"),
     ("CONFIG_BPF_EVENTS", "BPF programs on trace events"),
@@ -15,20 +23,27 @@ const NEEDED: &[(&str, &str)] = &[
         "CONFIG_PERF_EVENTS",
         "perf events, through which probes are attached",
     ),
-    ("CONFIG_BLK_DEV_INITRD", "booting from bpflab's initramfs"),
-    ("CONFIG_DEVTMPFS", "device nodes in the guest"),
 ];
 
 /// Options that had another name in older kernels: `KPROBE_EVENTS` was `KPROBE_EVENT`
 /// until 4.11.
 const FORMERLY: &[(&str, &str)] = &[("CONFIG_KPROBE_EVENTS", "CONFIG_KPROBE_EVENT")];
 
-/// The options `config` (a kernel `.config`) lacks for running lessons on `arch`.
+/// The options `config` (a kernel `.config`) lacks for running bpflab's guest on `arch`.
 pub fn missing(config: &str, arch: Arch) -> Vec<String> {
     let console: &[(&str, &str)] = match arch {
         Arch::X86_64 => &[("CONFIG_SERIAL_8250_CONSOLE", "the serial console")],
         Arch::Arm64 => &[("CONFIG_SERIAL_AMBA_PL011_CONSOLE", "the serial console")],
     };
+    unset(config, NEEDED.iter().chain(console))
+}
+
+/// The options `config` lacks for BPF tracing (kprobes, trace events).
+pub fn missing_tracing(config: &str) -> Vec<String> {
+    unset(config, TRACING.iter())
+}
+
+fn unset<'a>(config: &str, options: impl Iterator<Item = &'a (&'a str, &'a str)>) -> Vec<String> {
     let set = |option: &str| config.lines().any(|l| l.trim() == format!("{option}=y"));
     let set_by_any_name = |option: &str| {
         set(option)
@@ -36,9 +51,7 @@ pub fn missing(config: &str, arch: Arch) -> Vec<String> {
                 .iter()
                 .any(|(now, before)| *now == option && set(before))
     };
-    NEEDED
-        .iter()
-        .chain(console)
+    options
         .filter(|(option, _)| !set_by_any_name(option))
         .map(|(option, why)| format!("{option}=y ({why})"))
         .collect()
@@ -58,11 +71,14 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_without_kprobes_is_named_as_such() {
+    fn a_kernel_without_kprobes_boots_and_is_named_as_such() {
         let config = GOOD.replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set");
+        assert!(missing(&config, Arch::X86_64).is_empty());
+        assert_eq!(missing_tracing(&config), ["CONFIG_KPROBES=y (kprobes)"]);
+        let no_bpf = GOOD.replace("CONFIG_BPF_SYSCALL=y", "");
         assert_eq!(
-            missing(&config, Arch::X86_64),
-            ["CONFIG_KPROBES=y (kprobes)"]
+            missing(&no_bpf, Arch::X86_64),
+            ["CONFIG_BPF_SYSCALL=y (the bpf() system call)"]
         );
         // The console a guest needs depends on the arch.
         assert!(missing(GOOD, Arch::Arm64)[0].starts_with("CONFIG_SERIAL_AMBA_PL011_CONSOLE"));
@@ -71,10 +87,10 @@ mod tests {
     #[test]
     fn an_old_kernel_may_name_an_option_as_it_was_then_called() {
         let k44 = GOOD.replace("CONFIG_KPROBE_EVENTS=y", "CONFIG_KPROBE_EVENT=y");
-        assert!(missing(&k44, Arch::X86_64).is_empty());
+        assert!(missing_tracing(&k44).is_empty());
         let none = GOOD.replace("CONFIG_KPROBE_EVENTS=y", "");
         assert_eq!(
-            missing(&none, Arch::X86_64),
+            missing_tracing(&none),
             ["CONFIG_KPROBE_EVENTS=y (attaching BPF programs to kprobes)"]
         );
     }

@@ -61,11 +61,20 @@ pub(super) fn kernel(
         let lacking = kernel::check::missing(&config_text, request.arch);
         if !lacking.is_empty() {
             anyhow::bail!(
-                "kernel {} lacks what the lessons need: {}. Pick another kernel (`bpflab kernels`) \
-                 or build one that has them (`bpflab kernels build <series>`)",
+                "kernel {} lacks what bpflab's guest needs: {}. Pick another kernel (`bpflab \
+                 kernels`) or build one that has them (`bpflab kernels build <series>`)",
                 kernel.origin,
                 lacking.join(", ")
             );
+        }
+        let no_tracing = kernel::check::missing_tracing(&config_text);
+        if !no_tracing.is_empty() {
+            crate::term::status(format!(
+                "kernel {} has no BPF tracing ({}): the lessons that need it will report \
+                 themselves unsupported",
+                kernel.origin,
+                no_tracing.join(", ")
+            ));
         }
     }
     Ok(kernel)
