@@ -27,7 +27,7 @@ pub use bpflab_protocol::{Feature, LessonPlan, Outcome};
 pub use btf::{core_btf, core_relocations, kernel_btf, NEEDS_KERNEL_BTF, VMLINUX_BTF};
 pub use kallsyms::{syscall_candidates, Kallsyms};
 pub use sink::EventSink;
-pub use trace::TracePipe;
+pub use trace::{message as trace_message, TracePipe};
 
 /// Writes a diagnostic line to the guest console. Never panics (unlike `eprintln!`):
 /// PID 1 must not die because its console cannot be written.
@@ -248,6 +248,11 @@ impl Lab {
     /// the learner as it arrives, whether it matches or not.
     pub fn wait_for_trace(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
         self.trace.wait_for(needle, count, timeout)
+    }
+
+    /// Every trace line that arrived since the lesson began.
+    pub fn trace_lines(&self) -> Vec<String> {
+        self.trace.wait_for("", usize::MAX, Duration::ZERO)
     }
 }
 

@@ -119,6 +119,28 @@ impl TracePipe {
     }
 }
 
+/// The message a program printed, out of a trace-pipe line: what follows the timestamp
+/// and the tag of the function that wrote it (`bpf_trace_printk:` on new kernels, an
+/// address such as `0x00000001:` on old ones). The whole line if it has no such parts.
+///
+/// `            init-1       [000] ...21     4.087576: bpf_trace_printk: Hello World!!`
+/// gives `Hello World!!`.
+pub fn message(line: &str) -> &str {
+    // The task name may hold anything, but the CPU in brackets ends the line's head; the
+    // timestamp is the first word that ends in ':' after it, the tag the next.
+    let Some(cpu_end) = line.find("] ") else {
+        return line;
+    };
+    let mut rest = &line[cpu_end + 2..];
+    for _ in 0..2 {
+        match rest.find(": ") {
+            Some(at) => rest = &rest[at + 2..],
+            None => return line,
+        }
+    }
+    rest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +158,15 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_message_is_what_follows_the_timestamp_and_the_tag() {
+        let new = "            init-1       [000] ...21     4.087576: bpf_trace_printk: Hello: you";
+        assert_eq!(message(new), "Hello: you");
+        let old = "            init-1     [000] .N..     1.402414: 0x00000001: Hello World!!";
+        assert_eq!(message(old), "Hello World!!");
+        assert_eq!(message("no trace line"), "no trace line");
     }
 
     #[test]

@@ -37,6 +37,47 @@ pub fn clone_children(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates `n` child processes with clone(2), one after the other; each calls execve(2)
+/// on a program that does not exist, then exits, and is reaped.
+///
+/// The guest has no programs to run (busybox comes only with `--shell`), and none is
+/// needed: a probe on the function behind execve(2) fires when the call enters the
+/// kernel, before the kernel looks for the file, and the call then fails with ENOENT.
+pub fn exec_children(n: usize) -> anyhow::Result<()> {
+    let path = c"/bpflab/no-such-program";
+    let argv = [path.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    for _ in 0..n {
+        // SAFETY: as in clone_children; the child calls only execve and _exit, both
+        // async-signal-safe, with arguments built before the clone.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        match pid {
+            // SAFETY: argv and envp are NULL-terminated arrays of C strings that outlive
+            // the call; execve returns only on failure, and _exit then ends the child.
+            0 => unsafe {
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(0)
+            },
+            -1 => return Err(std::io::Error::last_os_error()).context("clone(2) failed"),
+            pid => {
+                let mut status = 0;
+                // SAFETY: waiting for the child just created.
+                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Brings the loopback interface up (the guest's only network interface). A fresh kernel
 /// has `lo` down; only an ioctl is needed, no `ip` tool.
 pub fn bring_up_loopback() -> anyhow::Result<()> {
@@ -77,11 +118,17 @@ pub struct TcpConversation {
 }
 
 impl TcpConversation {
-    /// Starts the server and connects the client.
+    /// Starts the server on a port the kernel picks and connects the client.
     pub fn open() -> anyhow::Result<TcpConversation> {
+        TcpConversation::open_on(0)
+    }
+
+    /// Starts the server on `port` of 127.0.0.1 (0: one the kernel picks) and connects
+    /// the client.
+    pub fn open_on(port: u16) -> anyhow::Result<TcpConversation> {
         use std::io::Read;
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback listener")?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("binding a loopback listener on port {port}"))?;
         let server_addr = listener.local_addr()?;
         let server = std::thread::Builder::new()
             .name("tcp-server".into())

@@ -56,6 +56,10 @@ pub enum Kind {
     Lesson,
     /// The solution of one of the book's exercises; it passes too.
     Solution,
+    /// An exercise's starting point, for the learner to change: it runs as shipped, and
+    /// its check fails, saying what is not done yet ("not solved yet: …"), until the
+    /// learner's change makes it pass. Listed apart, and not part of the matrix.
+    Exercise,
     /// A mistake to learn from: it fails (or is unsupported) on purpose, with the error
     /// the learner is meant to read. Listed apart, and not part of the matrix.
     Mistake,
@@ -66,7 +70,8 @@ pub enum Kind {
 
 impl Kind {
     /// Whether a run of it should pass: lessons and solutions do; mistakes fail on
-    /// purpose, and fixtures do whatever their test needs.
+    /// purpose, exercises until they are solved, and fixtures do whatever their test
+    /// needs.
     pub fn passes(self) -> bool {
         matches!(self, Kind::Lesson | Kind::Solution)
     }
@@ -197,7 +202,9 @@ mod tests {
         assert_eq!(kind(11), Kind::Solution);
         assert_eq!(kind(90), Kind::Mistake);
         assert_eq!(kind(95), Kind::Fixture);
+        assert_eq!(kind(102), Kind::Exercise);
         assert!(kind(31).passes() && !kind(91).passes() && !kind(95).passes());
+        assert!(!kind(102).passes(), "an exercise fails until it is solved");
     }
 
     #[test]

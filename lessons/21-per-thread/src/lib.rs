@@ -1,14 +1,12 @@
 //! Exercise 2.1, solved: two threads send different numbers of messages; the map counts
-//! each thread's calls separately.
+//! each thread's calls separately. The workload and the check are the exercise's own
+//! (lesson 201's).
 
 use anyhow::Context as _;
 use aya::maps::HashMap;
 use aya::programs::KProbe;
-use bpflab_guest::workload::TcpConversation;
 use bpflab_guest::{Lab, Outcome};
-
-/// Messages each sending thread sends.
-const SENDS: [usize; 2] = [10, 5];
+use lesson_201_per_thread::{check, send_from_threads};
 
 /// Runs the solution inside the guest.
 pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
@@ -20,20 +18,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     program.load()?;
     program.attach("tcp_sendmsg", 0)?;
     lab.note("kprobe attached to tcp_sendmsg, counting per thread");
-
-    // One sending thread per entry of SENDS, one after the other.
-    for count in SENDS {
-        std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut conversation = TcpConversation::open()?;
-            for _ in 0..count {
-                conversation.send(100)?;
-            }
-            conversation.close()?;
-            Ok(())
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("a sending thread panicked"))??;
-    }
+    send_from_threads()?;
 
     let sends: HashMap<_, u32, u64> =
         HashMap::try_from(bpf.map("sends").context("no map `sends`")?)?;
@@ -45,15 +30,5 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     for (i, n) in counts.iter().enumerate() {
         lab.print(format!("thread {}: {n} tcp_sendmsg calls", i + 1));
     }
-    let expected: Vec<u64> = SENDS.iter().map(|&n| n as u64).collect();
-    Ok(if counts == expected {
-        Outcome::Passed(format!(
-            "{} threads, each counted separately: {counts:?}",
-            SENDS.len()
-        ))
-    } else {
-        Outcome::Failed(format!(
-            "expected per-thread counts {expected:?}, got {counts:?}"
-        ))
-    })
+    check(bpf.map("sends").context("no map `sends`")?)
 }

@@ -79,11 +79,18 @@ fn exit_status(result: &RunResult) -> ExitCode {
 /// Lists the lessons a learner can run.
 pub fn list() -> anyhow::Result<ExitCode> {
     let all = lessons::discover(&config::source_root().join("lessons"))?;
-    // Mistakes to learn from are listed apart; test fixtures are not for learners.
-    let (lessons, mistakes): (Vec<_>, Vec<_>) = all
-        .into_iter()
-        .filter(|l| l.kind != lessons::Kind::Fixture)
-        .partition(|l| l.kind != lessons::Kind::Mistake);
+    // Exercises and mistakes to learn from are listed apart; test fixtures are not for
+    // learners.
+    let of_kind = |kind| {
+        all.iter()
+            .filter(move |l: &&lessons::Lesson| l.kind == kind)
+    };
+    let lessons: Vec<_> = all
+        .iter()
+        .filter(|l| matches!(l.kind, lessons::Kind::Lesson | lessons::Kind::Solution))
+        .collect();
+    let exercises: Vec<_> = of_kind(lessons::Kind::Exercise).collect();
+    let mistakes: Vec<_> = of_kind(lessons::Kind::Mistake).collect();
     let show = |l: &lessons::Lesson| {
         let parts = match l.parts.is_empty() {
             true => String::new(),
@@ -91,10 +98,17 @@ pub fn list() -> anyhow::Result<ExitCode> {
         };
         println!("{:>3}  {:<10} {}{parts}", l.number, l.name, l.title);
     };
-    lessons.iter().for_each(show);
+    lessons.iter().copied().for_each(show);
+    if !exercises.is_empty() {
+        println!(
+            "\nExercises (each fails until you solve it: change the code where it says EXERCISE; \
+             the book's Exercises chapter has the prompts):"
+        );
+        exercises.iter().copied().for_each(show);
+    }
     if !mistakes.is_empty() {
         println!("\nMistakes to learn from (they fail on purpose: read the error, then fix them):");
-        mistakes.iter().for_each(show);
+        mistakes.iter().copied().for_each(show);
     }
     Ok(ExitCode::SUCCESS)
 }
