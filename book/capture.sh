@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Re-runs what the book shows from book/src/captured/ that no test snapshot holds: real
+# runs whose output changes from run to run (addresses, counts) or that show a failure on
+# purpose. Run from anywhere; it takes a minute or two (each run boots a VM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=book/src/captured
+
+# An exercise as shipped (it fails, saying what is missing), and a solution whose cache
+# addresses and counts differ from run to run.
+cargo run -q -- lesson 102 --kernel 6.1 > "$out/lesson102-6.1-x86_64.txt" 2>&1 || true
+cargo run -q -- lesson 32 --kernel 6.1 > "$out/lesson32-6.1-x86_64.txt" 2>&1
