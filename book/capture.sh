@@ -10,3 +10,10 @@ out=book/src/captured
 # addresses and counts differ from run to run.
 cargo run -q -- lesson 102 --kernel 6.1 > "$out/lesson102-6.1-x86_64.txt" 2>&1 || true
 cargo run -q -- lesson 32 --kernel 6.1 > "$out/lesson32-6.1-x86_64.txt" 2>&1
+
+# The setup chapter: lesson 1 with an empty cache (it downloads the pinned kernel), then
+# again with the default cache, warm. Both with --timings.
+rm -rf /tmp/bpflab-cold
+BPFLAB_CACHE_DIR=/tmp/bpflab-cold cargo run -q -- lesson 1 --timings > "$out/setup-first-run.txt" 2>&1
+rm -rf /tmp/bpflab-cold
+cargo run -q -- lesson 1 --timings > "$out/setup-warm-run.txt" 2>&1
