@@ -17,3 +17,8 @@ rm -rf /tmp/bpflab-cold
 BPFLAB_CACHE_DIR=/tmp/bpflab-cold cargo run -q -- lesson 1 --timings > "$out/setup-first-run.txt" 2>&1
 rm -rf /tmp/bpflab-cold
 cargo run -q -- lesson 1 --timings > "$out/setup-warm-run.txt" 2>&1
+
+# The raw trace_pipe line the machinery chapter takes apart (its figure,
+# figures/trace-line.svg, quotes the same fields: tests/book.rs checks it): the first
+# greeting of the run above, without the "│ " the live view puts before guest lines.
+grep -m1 'bpf_trace_printk' "$out/setup-first-run.txt" | sed 's/^│ //' > "$out/trace-line.txt"

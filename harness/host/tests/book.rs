@@ -4,7 +4,8 @@
 //!   every internal link resolves;
 //! - every `cargo run -- …` command shown parses with the real command line;
 //! - every output block (```text) is included from a file a real run produced (a test
-//!   snapshot or a captured output), never typed by hand.
+//!   snapshot or a captured output), never typed by hand;
+//! - the trace line the machinery chapter's figure takes apart is the captured one.
 //!
 //! `mdbook build book` (in CI) renders it.
 
@@ -140,4 +141,44 @@ fn every_output_block_comes_from_a_real_run() {
             }
         }
     }
+}
+
+/// The figure that takes a trace_pipe line apart quotes, field by field, the real line in
+/// `captured/trace-line.txt` (which book/capture.sh takes from a real run).
+#[test]
+fn the_trace_line_figure_quotes_the_captured_line() {
+    let src = book_src();
+    let line = std::fs::read_to_string(src.join("captured/trace-line.txt")).unwrap();
+    let line = line.trim_end();
+    let svg = std::fs::read_to_string(src.join("figures/trace-line.svg")).unwrap();
+    // The fields of the line itself, the first row of the figure: everything before the
+    // flags' breakdown.
+    let row = &svg[..svg.find("The five flags").expect("the figure explains the flags")];
+    let fields: Vec<&str> = row
+        .match_indices("<text class=\"field\"")
+        .map(|(i, _)| {
+            let text = &row[i..];
+            let start = text.find('>').unwrap() + 1;
+            &text[start..text.find("</text>").unwrap()]
+        })
+        .collect();
+    assert_eq!(fields.len(), 7, "task, pid, CPU, flags, time, event, message: {fields:?}");
+    let mut rest = line;
+    for field in &fields {
+        let at = rest
+            .find(field)
+            .unwrap_or_else(|| panic!("{field:?} is not in the captured line {line:?}"));
+        rest = &rest[at + field.len()..];
+    }
+    assert!(rest.trim().is_empty(), "the figure stops before the line ends: {rest:?}");
+    let flags = fields[3];
+    let shown: String = svg[svg.find("The five flags").unwrap()..]
+        .match_indices("<text class=\"field\"")
+        .map(|(i, _)| {
+            let text = &svg[svg.find("The five flags").unwrap() + i..];
+            let start = text.find('>').unwrap() + 1;
+            text[start..text.find("</text>").unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(shown, flags, "the flags, one by one, are the line's");
 }
