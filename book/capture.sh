@@ -22,3 +22,14 @@ cargo run -q -- lesson 1 --timings > "$out/setup-warm-run.txt" 2>&1
 # figures/trace-line.svg, quotes the same fields: tests/book.rs checks it): the first
 # greeting of the run above, without the "│ " the live view puts before guest lines.
 grep -m1 'bpf_trace_printk' "$out/setup-first-run.txt" | sed 's/^│ //' > "$out/trace-line.txt"
+
+# The sections of a lesson's object, as the harness compiles it into
+# target/bpflab/bpf/<arch>/<lesson>/ (lesson 2 is run first so that it exists and is
+# current), and of book/examples/legacy_maps.bpf.c, compiled with the same flags
+# (bpflab::image::bpf::clang_flags) into target/bpflab/book/.
+cargo run -q -- lesson 2 --part counter --kernel 6.1 > /dev/null 2>&1
+llvm-objdump -h target/bpflab/bpf/x86_64/02-tcp/counter.bpf.o > "$out/objdump-h-counter.txt"
+mkdir -p target/bpflab/book
+clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu \
+    -c book/examples/legacy_maps.bpf.c -o target/bpflab/book/legacy_maps.bpf.o
+llvm-objdump -h target/bpflab/book/legacy_maps.bpf.o > "$out/objdump-h-legacy-maps.txt"
