@@ -99,7 +99,8 @@ const LESSON_TOML: &str = r#"# What bpflab needs to know about this lesson. The 
 number = {number}
 name = "{name}"
 title = "{title}"
-# lesson, solution (of an exercise), mistake (fails on purpose; listed apart) or fixture.
+# lesson, exercise (fails until solved; listed apart), solution (of an exercise), mistake
+# (fails on purpose; listed apart) or fixture.
 kind = "lesson"
 # C sources compiled with clang -target bpf; each becomes <name>.o next to the agent.
 programs = ["hello.bpf.c"]

@@ -39,6 +39,10 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
         .map(|cpu| samples.open(cpu, None))
         .collect::<Result<Vec<_>, _>>()?;
 
+    // As in lesson 2: before 4.14, TCP's prequeue would run tcp_v4_do_rcv in the
+    // receiver's thread, where the pid_tgid key does not match; this turns it off.
+    std::fs::write("/proc/sys/net/ipv4/tcp_low_latency", "1")
+        .context("turning TCP's prequeue off (net.ipv4.tcp_low_latency)")?;
     // One conversation per server; the messages go to each in turn.
     let mut conversations = Vec::new();
     for (port, _) in PORTS {
