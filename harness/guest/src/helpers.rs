@@ -46,10 +46,14 @@ const HELPERS: &[(u32, &str, &str)] = &[
 
 /// Why the kernel cannot run a program whose load failed with `message` (the whole error
 /// chain, verifier log included), if the reason is a helper it lacks.
+///
+/// "unknown func" for a helper this table does not list is not taken for a missing
+/// feature: it is as likely a helper the program type may not call (bpf_skb_load_bytes
+/// from a kprobe, mistake 94), which is the program's fault, and stays a failure.
 pub fn missing_helper(message: &str) -> Option<String> {
-    let (_, after) = ["unknown func ", "invalid func "]
+    let (refusal, after) = ["unknown func ", "invalid func "]
         .iter()
-        .find_map(|refusal| message.split_once(refusal))?;
+        .find_map(|refusal| message.split_once(refusal).map(|(_, after)| (*refusal, after)))?;
     let word = after.split_whitespace().next()?;
     // "130" (4.4) or "bpf_ringbuf_output#130" (4.15 on; "unknown#195896080" past the end).
     let digits = word.rsplit('#').next()?;
@@ -59,9 +63,11 @@ pub fn missing_helper(message: &str) -> Option<String> {
         Some((_, name, since)) => {
             format!("needs the helper {name} (Linux {since}+), which this kernel's verifier does not know for this program")
         }
-        None => format!(
+        // Past the kernel's last helper: newer than this kernel, whatever it is.
+        None if refusal == "invalid func " => format!(
             "calls BPF helper #{id}, which this kernel's verifier does not know for this program"
         ),
+        None => return None,
     })
 }
 
@@ -97,6 +103,14 @@ mod tests {
                  this program"
             )
         );
+    }
+
+    #[test]
+    fn a_helper_not_listed_as_new_is_the_programs_fault_not_the_kernels() {
+        // bpf_skb_load_bytes exists since 4.5, for networking programs: a kprobe calling it
+        // is a mistake (94), not a kernel without the helper.
+        let log = "6: (85) call bpf_skb_load_bytes#26\nunknown func bpf_skb_load_bytes#26\n";
+        assert_eq!(missing_helper(log), None);
     }
 
     #[test]

@@ -158,6 +158,24 @@ impl Lab {
             .with_context(|| format!("loading BPF object {object}"))
     }
 
+    /// Loads `object` and hands its kprobe program `function` to the kernel, attaching
+    /// nothing: for a mistake, whose lesson is the kernel's answer. A rejection is the
+    /// error, carrying the verifier's whole log; [`Outcome::Passed`] only if the kernel
+    /// accepts the program.
+    pub fn verify_kprobe(&mut self, object: &str, function: &str) -> anyhow::Result<Outcome> {
+        let mut bpf = self.load(object)?;
+        let program: &mut aya::programs::KProbe = bpf
+            .program_mut(function)
+            .with_context(|| format!("{object} has no function `{function}`"))?
+            .try_into()?;
+        program
+            .load()
+            .with_context(|| format!("the kernel rejected `{function}`"))?;
+        Ok(Outcome::Passed(format!(
+            "the kernel accepted `{function}`: the mistake is fixed"
+        )))
+    }
+
     /// The loader used by [`Lab::load`], to change settings first (e.g. a map's size).
     pub fn loader(&mut self) -> &mut EbpfLoader<'static> {
         &mut self.loader

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use bpflab_protocol::Feature;
+use bpflab_protocol::{Feature, Outcome};
 use serde::Deserialize;
 
 /// A lesson as described by its `lesson.toml`.
@@ -43,6 +43,10 @@ pub struct Lesson {
     /// that part starts.
     #[serde(default)]
     pub part_needs: BTreeMap<String, Vec<Feature>>,
+    /// For a mistake the kernel refuses: what its answer must say (any one of these, as
+    /// kernels word it differently), so that a refusal for another reason is caught.
+    #[serde(default)]
+    pub rejected_for: Vec<String>,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -61,7 +65,8 @@ pub enum Kind {
     /// learner's change makes it pass. Listed apart, and not part of the matrix.
     Exercise,
     /// A mistake to learn from: it fails (or is unsupported) on purpose, with the error
-    /// the learner is meant to read. Listed apart, and not part of the matrix.
+    /// the learner is meant to read. Listed apart; in the matrix when it names what the
+    /// refusal must say (`rejected_for`), and judged by that.
     Mistake,
     /// A test fixture, not for learners: it runs like a lesson (`bpflab lesson N`) for
     /// bpflab's own tests, but lists of lessons leave it out.
@@ -113,6 +118,33 @@ impl Lesson {
     }
 }
 
+/// Whether `outcome` is the refusal a mistake teaches: the kernel (or loader) said no, in
+/// words containing one of `rejected_for`. `Ok` names the words found; `Err` says what
+/// happened instead.
+pub fn refused_for(rejected_for: &[String], outcome: &Outcome) -> Result<String, String> {
+    let expected = rejected_for
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match outcome {
+        Outcome::Failed(reason) => rejected_for
+            .iter()
+            .find(|r| reason.contains(r.as_str()))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "refused, but not for its reason ({expected}): {}",
+                    reason.lines().next().unwrap_or("")
+                )
+            }),
+        Outcome::Passed(reason) => Err(format!(
+            "a mistake the kernel accepted (expected a refusal for {expected}): {reason}"
+        )),
+        Outcome::Unsupported(reason) => Err(format!("unsupported: {reason}")),
+    }
+}
+
 /// Finds every lesson below `root`, ordered by number.
 pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
     let mut lessons = Vec::new();
@@ -132,6 +164,13 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
                 "in {}: `part_needs` names the part `{part}`, which is not in `parts` ({})",
                 path.display(),
                 lesson.parts.join(", ")
+            );
+        }
+        if !lesson.rejected_for.is_empty() && lesson.kind != Kind::Mistake {
+            bail!(
+                "in {}: `rejected_for` is for mistakes (kind = \"mistake\"), not a {:?}",
+                path.display(),
+                lesson.kind
             );
         }
         lessons.push(lesson);

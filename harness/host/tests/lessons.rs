@@ -140,6 +140,12 @@ fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
             lesson.outcome
         );
     }
+    // A mistake the kernel must refuse is refused for its reason, on every kernel here.
+    if !meta.rejected_for.is_empty() {
+        if let Err(why) = lessons::refused_for(&meta.rejected_for, &lesson.outcome) {
+            panic!("{where_}: {why}");
+        }
+    }
     match n {
         1 => {
             assert_eq!(

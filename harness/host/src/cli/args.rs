@@ -158,7 +158,8 @@ pub struct MatrixArgs {
     /// Architectures (comma-separated); default: x86_64 and arm64.
     #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
     pub(crate) arch: Vec<Arch>,
-    /// Lessons (comma-separated); default: every lesson and solution (not the mistakes).
+    /// Lessons (comma-separated); default: every lesson and solution, and the mistakes
+    /// the kernel must refuse (a mistake passes when it is refused for its reason).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub(crate) lessons: Vec<u32>,
     /// How many VMs run at the same time, 1 or more; default: the number of CPUs.

@@ -27,10 +27,11 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         false => args.arch,
     };
     let all = lessons::discover(&config::source_root().join("lessons"))?;
+    // By default every lesson and solution, and the mistakes the kernel must refuse.
     let lessons: Vec<u32> = match args.lessons.is_empty() {
         true => all
             .iter()
-            .filter(|l| l.kind.passes())
+            .filter(|l| l.kind.passes() || !l.rejected_for.is_empty())
             .map(|l| l.number)
             .collect(),
         false => {
@@ -41,10 +42,16 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let jobs = args.jobs.unwrap_or_else(config::cpus);
+    let mistakes = all
+        .iter()
+        .filter(|l| lessons.contains(&l.number) && !l.rejected_for.is_empty())
+        .map(|l| (l.number, l.rejected_for.clone()))
+        .collect();
     let request = matrix::MatrixRequest {
         kernels,
         arches,
         lessons,
+        mistakes,
         jobs,
         accel: args.accel,
         timeout: Duration::from_secs(args.timeout),

@@ -181,6 +181,7 @@ mod tests {
             kind: crate::lessons::Kind::Lesson,
             needs: vec![],
             part_needs: Default::default(),
+            rejected_for: vec![],
             dir: lesson_dir,
         };
         let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();

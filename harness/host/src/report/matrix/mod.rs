@@ -7,6 +7,8 @@
 //! not run for any other reason (a refused download, a guest that never came up) is an
 //! error, which fails the matrix. No cell is ever dropped from the report.
 
+mod markdown;
+
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,6 +33,9 @@ pub struct MatrixRequest {
     pub arches: Vec<Arch>,
     /// Lesson numbers.
     pub lessons: Vec<u32>,
+    /// The mistakes among them, with what the kernel's refusal must say
+    /// ([`crate::lessons::refused_for`]): each is judged by that, not by passing.
+    pub mistakes: std::collections::BTreeMap<u32, Vec<String>>,
     /// Cells run at the same time.
     pub jobs: usize,
     /// KVM or TCG.
@@ -80,8 +85,11 @@ pub struct Cell {
 pub struct CellLesson {
     /// Lesson number.
     pub lesson: u32,
-    /// How it ended.
+    /// How it ended. For a mistake: passed when the kernel refused it for its reason.
     pub outcome: Outcome,
+    /// A mistake, whose pass is a refusal.
+    #[serde(default)]
+    pub mistake: bool,
 }
 
 impl Report {
@@ -147,88 +155,6 @@ impl Report {
         numbers.sort_unstable();
         numbers.dedup();
         numbers
-    }
-
-    /// The table as Markdown: a row per cell, a column per lesson, then the reasons.
-    pub fn markdown(&self) -> String {
-        let lessons = self.lesson_numbers();
-        let mut out = String::from("| kernel | arch | booted | ");
-        for n in &lessons {
-            out.push_str(&format!("lesson {n} | "));
-        }
-        out.push_str("boot | run |\n|---|---|---|");
-        out.push_str(&"---|".repeat(lessons.len() + 2));
-        out.push('\n');
-        let mut notes = Vec::new();
-        for c in &self.cells {
-            out.push_str(&format!(
-                "| {} | {} | {} | ",
-                c.kernel,
-                c.arch,
-                c.release.as_deref().unwrap_or("-")
-            ));
-            for n in &lessons {
-                let word = match (c.stopped(), c.lessons.iter().find(|l| l.lesson == *n)) {
-                    (Some((word, _)), _) => word.to_string(),
-                    (None, Some(l)) => l.outcome.word().to_string(),
-                    (None, None) => "-".to_string(),
-                };
-                out.push_str(&format!("{word} | "));
-                if let Some(l) = c.lessons.iter().find(|l| l.lesson == *n) {
-                    if !matches!(l.outcome, Outcome::Passed(_)) {
-                        notes.push(format!(
-                            "{} {} lesson {n}: {}",
-                            c.kernel,
-                            c.arch,
-                            first_line(l.outcome.reason())
-                        ));
-                    }
-                }
-            }
-            let secs = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
-            out.push_str(&format!("{} | {} |\n", secs(c.boot_s), secs(c.run_s)));
-            if let Some((word, why)) = c.stopped() {
-                notes.push(format!(
-                    "{} {}: {word}: {}",
-                    c.kernel,
-                    c.arch,
-                    first_line(why)
-                ));
-            }
-        }
-        if !notes.is_empty() {
-            out.push('\n');
-            for n in notes {
-                out.push_str(&format!("- {n}\n"));
-            }
-        }
-        out
-    }
-
-    /// The kernel features each booted cell has, as the guest probed them: a row per
-    /// cell, a column per feature (✔ present, ✘ absent), then what each feature is and the
-    /// version that brought it. Cells that never came up are left out.
-    pub fn features_markdown(&self) -> String {
-        let mut out = String::from("| kernel | arch | ");
-        for f in Feature::ALL {
-            out.push_str(&format!("{} | ", f.name()));
-        }
-        out.push_str("\n|---|---|");
-        out.push_str(&"---|".repeat(Feature::ALL.len()));
-        out.push('\n');
-        for c in &self.cells {
-            let Some(present) = &c.features else { continue };
-            out.push_str(&format!("| {} | {} | ", c.kernel, c.arch));
-            for f in Feature::ALL {
-                out.push_str(if present.contains(&f) { "✔ | " } else { "✘ | " });
-            }
-            out.push('\n');
-        }
-        out.push('\n');
-        for f in Feature::ALL {
-            out.push_str(&format!("- `{}`: {}; Linux {}\n", f.name(), f.what(), f.since()));
-        }
-        out
     }
 
     /// Writes `matrix.json`, `matrix.md` and `features.md` into `dir`.
@@ -344,10 +270,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
             cell.lessons = result
                 .lessons
                 .into_iter()
-                .map(|l| CellLesson {
-                    lesson: l.number,
-                    outcome: visible_outcome(l.outcome),
-                })
+                .map(|l| judged(request, l.number, visible_outcome(l.outcome)))
                 .collect();
         }
         Err(e) if crate::kernel::is_unavailable(&e) => cell.unavailable = Some(format!("{e:#}")),
@@ -355,6 +278,29 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     }
     cell.wall_s = started.elapsed().as_secs_f64();
     cell
+}
+
+/// A lesson's cell entry: a mistake judged by the refusal it teaches (a refusal for its
+/// reason passes, an acceptance or another refusal fails), any other lesson as it ended.
+fn judged(request: &MatrixRequest, lesson: u32, outcome: Outcome) -> CellLesson {
+    let Some(rejected_for) = request.mistakes.get(&lesson) else {
+        return CellLesson {
+            lesson,
+            outcome,
+            mistake: false,
+        };
+    };
+    let outcome = match (&outcome, crate::lessons::refused_for(rejected_for, &outcome)) {
+        // A kernel without what the mistake needs cannot refuse it: unsupported stays.
+        (Outcome::Unsupported(_), _) => outcome,
+        (_, Ok(words)) => Outcome::Passed(format!("refused, as it should be: \"{words}\"")),
+        (_, Err(why)) => Outcome::Failed(why),
+    };
+    CellLesson {
+        lesson,
+        outcome,
+        mistake: true,
+    }
 }
 
 /// `outcome` with its reason (guest text) made visible.

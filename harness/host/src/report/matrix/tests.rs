@@ -16,6 +16,7 @@ fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str
             .map(|(i, o)| CellLesson {
                 lesson: i as u32 + 1,
                 outcome: o.clone(),
+                mistake: false,
             })
             .collect(),
         features: None,
@@ -171,4 +172,38 @@ fn the_feature_table_has_a_row_per_booted_cell_and_says_what_each_feature_is() {
     assert_eq!(column(row("4.4").unwrap()).as_deref(), Some("✘"));
     assert_eq!(row("4.9"), None, "a cell that never booted has no row");
     assert!(md.contains("- `ring-buffer`: the BPF ring buffer (BPF_MAP_TYPE_RINGBUF); Linux 5.8"));
+}
+
+#[test]
+fn a_mistake_passes_only_when_refused_for_its_reason() {
+    let request = MatrixRequest {
+        kernels: vec![],
+        arches: vec![],
+        lessons: vec![92],
+        mistakes: [(92, vec!["unbounded memory access".to_string()])].into(),
+        jobs: 1,
+        accel: AccelRequest::Auto,
+        timeout: Duration::from_secs(1),
+    };
+    let verdict = |o: Outcome| judged(&request, 92, o);
+    let refused = verdict(Outcome::Failed(
+        "the kernel rejected `f`: R1 unbounded memory access, make sure to bounds check".into(),
+    ));
+    assert!(matches!(refused.outcome, Outcome::Passed(_)) && refused.mistake);
+    let other = verdict(Outcome::Failed("the kernel rejected `f`: invalid mem access".into()));
+    assert!(other.outcome.reason().starts_with("refused, but not for its reason"));
+    let accepted = verdict(Outcome::Passed("loaded".into()));
+    assert!(matches!(accepted.outcome, Outcome::Failed(_)));
+    let unsupported = verdict(Outcome::Unsupported("no kprobes".into()));
+    assert_eq!(unsupported.outcome, Outcome::Unsupported("no kprobes".into()));
+    // Any other lesson is as it ended.
+    assert!(!judged(&request, 1, Outcome::Passed("ok".into())).mistake);
+    let md = Report {
+        cells: vec![Cell {
+            lessons: vec![refused],
+            ..cell("6.1", "x86_64", &[], None)
+        }],
+    }
+    .markdown();
+    assert!(md.contains("| refused |"), "{md}");
 }

@@ -1,0 +1,10 @@
+//! Mistake 93, user side: an ordinary loader. The interesting part is the kernel's answer:
+//! a loop that never ends.
+
+use bpflab_guest::{Lab, Outcome};
+
+/// Runs the lesson inside the guest: the kernel refuses the program, and its answer (with
+/// the verifier's log) is the lesson's result.
+pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
+    lab.verify_kprobe("unbounded_loop.bpf.o", "count_bytes")
+}
