@@ -25,6 +25,25 @@ pub fn has(feature: Feature) -> anyhow::Result<bool> {
         Feature::StackTraceMap => map(MapType::StackTrace),
         Feature::LruHash => map(MapType::LruHash),
         Feature::RingBuffer => map(MapType::RingBuf),
+        Feature::SocketFilter => program(ProgramType::SocketFilter),
+        Feature::PacketSockets => packet_sockets(),
+    }
+}
+
+/// Whether the kernel makes `AF_PACKET` sockets (a kernel built without `CONFIG_PACKET`
+/// refuses the family).
+fn packet_sockets() -> anyhow::Result<bool> {
+    // SAFETY: socket(2) with constant arguments; a descriptor it returns is closed at once.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd >= 0 {
+        // SAFETY: `fd` was just opened here and is used by nothing else.
+        unsafe { libc::close(fd) };
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAFNOSUPPORT) => Ok(false),
+        _ => Err(anyhow::Error::new(error).context("probing for packet sockets")),
     }
 }
 

@@ -10,9 +10,11 @@ mod btf;
 pub mod features;
 mod helpers;
 mod kallsyms;
+pub mod packets;
 mod probe;
 mod sink;
 mod trace;
+pub mod traffic;
 pub mod workload;
 
 use std::collections::BTreeMap;

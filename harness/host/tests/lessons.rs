@@ -15,6 +15,8 @@
 // Test helpers unwrap: a panic there is the test failing, with the value shown.
 #![allow(clippy::unwrap_used)]
 
+mod packet_lessons;
+
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::Duration;
@@ -336,8 +338,9 @@ fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
             };
             assert!(reason.contains("_do_fork"), "{where_}: {reason}");
         }
-        // Checked by its outcome and its snapshot only.
-        _ => {}
+        // The packet lessons' checks are in packet_lessons/; the others are checked by
+        // their outcome and snapshot only.
+        _ => packet_lessons::check(lesson, &where_),
     }
 }
 

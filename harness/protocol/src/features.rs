@@ -30,11 +30,15 @@ pub enum Feature {
     LruHash,
     /// The BPF ring buffer.
     RingBuffer,
+    /// eBPF socket filters (`SO_ATTACH_BPF`).
+    SocketFilter,
+    /// Packet sockets (`AF_PACKET`), which see every frame of an interface.
+    PacketSockets,
 }
 
 impl Feature {
     /// Every feature, in the order the book's feature table lists them.
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 12] = [
         Feature::Kprobes,
         Feature::Tracepoints,
         Feature::RawTracepoints,
@@ -45,6 +49,8 @@ impl Feature {
         Feature::CoreBtf,
         Feature::KernelBtf,
         Feature::RingBuffer,
+        Feature::PacketSockets,
+        Feature::SocketFilter,
     ];
 
     /// The name `lesson.toml` uses.
@@ -60,6 +66,8 @@ impl Feature {
             Feature::StackTraceMap => "stack-trace-map",
             Feature::LruHash => "lru-hash",
             Feature::RingBuffer => "ring-buffer",
+            Feature::SocketFilter => "socket-filter",
+            Feature::PacketSockets => "packet-sockets",
         }
     }
 
@@ -79,6 +87,10 @@ impl Feature {
             Feature::StackTraceMap => "the stack trace map (BPF_MAP_TYPE_STACK_TRACE)",
             Feature::LruHash => "LRU hash maps (BPF_MAP_TYPE_LRU_HASH)",
             Feature::RingBuffer => "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF)",
+            Feature::SocketFilter => {
+                "eBPF socket filters (BPF_PROG_TYPE_SOCKET_FILTER, SO_ATTACH_BPF)"
+            }
+            Feature::PacketSockets => "packet sockets (AF_PACKET, CONFIG_PACKET)",
         }
     }
 
@@ -95,6 +107,8 @@ impl Feature {
             Feature::PercpuMaps | Feature::StackTraceMap => "4.6",
             Feature::LruHash => "4.10",
             Feature::RingBuffer => "5.8",
+            Feature::SocketFilter => "3.19",
+            Feature::PacketSockets => "2.2",
         }
     }
 

@@ -1,0 +1,53 @@
+//! What the packet lessons (41 on) must show, on any kernel and arch, beyond their
+//! outcome and snapshot: called by `lessons.rs` for every lesson it has no check of its
+//! own for.
+
+use std::path::Path;
+
+use bpflab::run::LessonResult;
+
+use super::{outputs, reason};
+
+/// Checks lesson `lesson.number` if it is a packet lesson; others pass untouched.
+pub fn check(lesson: &LessonResult, where_: &str) {
+    match lesson.number {
+        41 => {
+            // The kernel's copy of the classic program, disassembled, is tcpdump's listing
+            // as the book shows it; both parts passed only the segments to TCP port 80.
+            let captured = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../book/src/captured/tcpdump-tcp-dst-port-80.txt"),
+            )
+            .unwrap();
+            let listing: Vec<&str> = outputs(lesson)
+                .into_iter()
+                .filter(|l| l.starts_with('('))
+                .collect();
+            assert_eq!(listing, captured.lines().collect::<Vec<_>>(), "{where_}");
+            let reason = reason(lesson);
+            assert!(
+                reason.contains("classic: ")
+                    && reason.contains("; extended: ")
+                    && reason
+                        .matches("segments to TCP port 80, twice each")
+                        .count()
+                        == 2,
+                "{where_}: {reason}"
+            );
+        }
+        4101 => {
+            let reason = reason(lesson);
+            assert!(
+                reason.contains("segments sent to port 80, but not the")
+                    && reason.contains("the server sent from it"),
+                "{where_}: {reason}"
+            );
+        }
+        411 => assert!(
+            reason(lesson).starts_with("both sides of TCP port 80: "),
+            "{where_}: {:?}",
+            lesson.outcome
+        ),
+        _ => {}
+    }
+}
