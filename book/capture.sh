@@ -33,3 +33,22 @@ mkdir -p target/bpflab/book
 clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu \
     -c book/examples/legacy_maps.bpf.c -o target/bpflab/book/legacy_maps.bpf.o
 llvm-objdump -h target/bpflab/book/legacy_maps.bpf.o > "$out/objdump-h-legacy-maps.txt"
+
+# Lesson 41's chapter: tcpdump's classic program (`-d` listing, `-dd` C array), when
+# tcpdump is installed, and the eBPF socket filter as clang compiled it, with its C lines
+# (`llvm-objdump -S`, from the debug info), from the object the harness built.
+if command -v tcpdump > /dev/null; then
+    tcpdump -d 'tcp dst port 80' > "$out/tcpdump-tcp-dst-port-80.txt" 2>/dev/null
+    tcpdump -dd 'tcp dst port 80' > "$out/tcpdump-dd-tcp-dst-port-80.txt" 2>/dev/null
+fi
+cargo run -q -- lesson 41 --part extended --kernel 6.1 > /dev/null 2>&1
+llvm-objdump -S --no-show-raw-insn target/bpflab/bpf/x86_64/41-socket-filter/filter.bpf.o \
+    > "$out/objdump-S-socket-filter.txt"
+# The same program on 4.15, before the verifier rewrote packet loads (needs an Ubuntu
+# mirror, as the kernel-versions chapter says; skipped without one).
+if [ -n "${BPFLAB_UBUNTU_MIRROR:-}" ]; then
+    cargo run -q -- lesson 41 --part extended --kernel 4.15 > "$out/lesson41-4.15.txt" 2>&1
+fi
+
+# Exercise 41.1 as shipped: it passes one side of the conversation, and says so.
+cargo run -q -- lesson 4101 --kernel 6.1 > "$out/lesson4101-6.1-x86_64.txt" 2>&1 || true
