@@ -13,7 +13,8 @@ use rustix::termios::OptionalActions;
 use rustix::time::ClockId;
 
 /// Mounts the pseudo file systems lessons rely on. Those a kernel lacks (tracefs before
-/// 4.1) are skipped: the trace pipe is also reachable through debugfs.
+/// 4.1) are skipped: the trace pipe is also reachable through debugfs, and a lesson that
+/// pins maps says it is unsupported where there is no BPF file system.
 pub fn mount_pseudo_filesystems() -> anyhow::Result<()> {
     let required = [("devtmpfs", "/dev"), ("proc", "/proc"), ("sysfs", "/sys")];
     for (fstype, target) in required {
@@ -22,6 +23,8 @@ pub fn mount_pseudo_filesystems() -> anyhow::Result<()> {
     for (fstype, target) in [
         ("debugfs", "/sys/kernel/debug"),
         ("tracefs", "/sys/kernel/tracing"),
+        // Where BPF objects are pinned (bpffs, 4.4+): lesson 6.
+        ("bpf", "/sys/fs/bpf"),
     ] {
         if let Err(e) = mount(fstype, target) {
             bpflab_guest::console_log(format_args!("{fstype} not mounted on {target}: {e}"));

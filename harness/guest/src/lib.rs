@@ -9,6 +9,7 @@
 mod btf;
 pub mod features;
 mod helpers;
+pub mod histogram;
 mod kallsyms;
 pub mod packets;
 mod probe;

@@ -156,7 +156,8 @@ impl TcpConversation {
         })
     }
 
-    /// Sends one message of `size` bytes with a single write(2) (one `tcp_sendmsg` call).
+    /// Sends one message of `size` bytes with a single system call (std writes to a socket
+    /// with send(2), as sendto): one `tcp_sendmsg` call.
     pub fn send(&mut self, size: usize) -> anyhow::Result<()> {
         use std::io::Write;
         let message = vec![b'x'; size];
@@ -178,4 +179,11 @@ impl TcpConversation {
             .context("the loopback server failed")?;
         Ok(received)
     }
+}
+
+/// The calling thread's id: what `bpf_get_current_pid_tgid()` holds in its lower half,
+/// as the process id (`std::process::id()`) is its upper half.
+pub fn current_tid() -> u32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
