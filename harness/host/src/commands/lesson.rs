@@ -91,12 +91,20 @@ pub fn list() -> anyhow::Result<ExitCode> {
         .collect();
     let exercises: Vec<_> = of_kind(lessons::Kind::Exercise).collect();
     let mistakes: Vec<_> = of_kind(lessons::Kind::Mistake).collect();
+    // One column of names for every list, as wide as the longest.
+    let width = lessons
+        .iter()
+        .chain(&exercises)
+        .chain(&mistakes)
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(0);
     let show = |l: &lessons::Lesson| {
         let parts = match l.parts.is_empty() {
             true => String::new(),
             false => format!("  (parts: {})", l.parts.join(", ")),
         };
-        println!("{:>3}  {:<10} {}{parts}", l.number, l.name, l.title);
+        println!("{:>3}  {:<width$}  {}{parts}", l.number, l.name, l.title);
     };
     lessons.iter().copied().for_each(show);
     if !exercises.is_empty() {
