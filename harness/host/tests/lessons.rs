@@ -15,6 +15,7 @@
 // Test helpers unwrap: a panic there is the test failing, with the value shown.
 #![allow(clippy::unwrap_used)]
 
+mod lesson_events;
 mod packet_lessons;
 
 use std::panic::AssertUnwindSafe;
@@ -28,7 +29,8 @@ use bpflab::report::normalize;
 use bpflab::report::view;
 use bpflab::run::{self, LessonResult, RunRequest, RunResult};
 use bpflab::vm::VmEnd;
-use bpflab_protocol::{Event, Outcome};
+use bpflab_protocol::Outcome;
+use lesson_events::{notes, outputs, reason, trace_lines};
 
 #[test]
 fn lessons_on_6_1_x86_64() {
@@ -342,36 +344,4 @@ fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
         // their outcome and snapshot only.
         _ => packet_lessons::check(lesson, &where_),
     }
-}
-
-/// The reason the lesson gave for its outcome.
-fn reason(lesson: &LessonResult) -> &str {
-    lesson.outcome.reason()
-}
-
-/// The texts of a lesson's events of one kind, picked by `text_of`.
-fn texts(lesson: &LessonResult, text_of: fn(&Event) -> Option<&str>) -> Vec<&str> {
-    lesson.events.iter().filter_map(text_of).collect()
-}
-
-fn trace_lines(lesson: &LessonResult, needle: &str) -> usize {
-    let traces = texts(lesson, |e| match e {
-        Event::Trace { line, .. } => Some(line.as_str()),
-        _ => None,
-    });
-    traces.iter().filter(|l| l.contains(needle)).count()
-}
-
-fn outputs(lesson: &LessonResult) -> Vec<&str> {
-    texts(lesson, |e| match e {
-        Event::Output { line, .. } => Some(line.as_str()),
-        _ => None,
-    })
-}
-
-fn notes(lesson: &LessonResult) -> Vec<&str> {
-    texts(lesson, |e| match e {
-        Event::Note { text, .. } => Some(text.as_str()),
-        _ => None,
-    })
 }

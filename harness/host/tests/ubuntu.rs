@@ -86,6 +86,21 @@ fn lesson_1_on_4_4_x86_64() {
     assert!(attached, "lesson 1 attaches to sys_clone on 4.4");
 }
 
+/// What 4.4 lacks, lesson by lesson: every part's reason, the parts that run as well as
+/// those that cannot (a lesson with one part the kernel cannot run is unsupported, its
+/// other parts' results beside the reason).
+const MISSING_ON_4_4: &[(u32, &[&str])] = &[
+    (
+        4,
+        &[
+            "tracepoint: this kernel has no tracepoint programs (BPF_PROG_TYPE_TRACEPOINT, 4.7+)",
+            "raw-tracepoint: this kernel has no raw tracepoint programs \
+             (BPF_PROG_TYPE_RAW_TRACEPOINT, 4.17+)",
+            "fentry: needs kernel BTF",
+        ],
+    ),
+];
+
 /// Every lesson on Ubuntu's 4.4 (no kernel BTF, no BTF support at all), in one boot:
 /// each passes, or is unsupported naming what the kernel lacks, and the mistakes fail the
 /// way they teach. Lesson 2's counter must count exactly while its latency part, which
@@ -122,6 +137,18 @@ fn every_lesson_on_4_4_x86_64_passes_or_says_what_it_lacks() {
             // _do_fork still exists in 4.4: the old tutorial's probe works there.
             (91, Outcome::Passed(reason)) => assert!(reason.contains("_do_fork"), "{reason}"),
             (2 | 22 | 90 | 91, other) => panic!("lesson {n}: {other:?}"),
+            (n, other) if MISSING_ON_4_4.iter().any(|(m, _)| *m == n) => {
+                let Outcome::Unsupported(reason) = other else {
+                    panic!("lesson {n} needs what 4.4 lacks: {other:?}");
+                };
+                let (_, expected) = MISSING_ON_4_4.iter().find(|(m, _)| *m == n).unwrap();
+                for part in *expected {
+                    assert!(
+                        reason.contains(part),
+                        "lesson {n}: {part:?} not in {reason}"
+                    );
+                }
+            }
             // A lesson passes; a mistake fails (or cannot run), never passes.
             (_, other) => assert_eq!(
                 matches!(other, Outcome::Passed(_)),
