@@ -17,6 +17,7 @@
 
 mod lesson_events;
 mod packet_lessons;
+mod toolbox;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -340,6 +341,8 @@ fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
             };
             assert!(reason.contains("_do_fork"), "{where_}: {reason}");
         }
+        // The tracing toolbox (lesson 5 and its exercise).
+        5 | 51 => toolbox::check(lesson, &where_),
         // The packet lessons' checks are in packet_lessons/; the others are checked by
         // their outcome and snapshot only.
         _ => packet_lessons::check(lesson, &where_),

@@ -99,6 +99,17 @@ const MISSING_ON_4_4: &[(u32, &[&str])] = &[
             "fentry: needs kernel BTF",
         ],
     ),
+    (
+        5,
+        &[
+            "perf-buffer: 204 messages, 106 samples in order from the sending thread, 98 lost",
+            "ring-buffer: needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+)",
+        ],
+    ),
+    (
+        51,
+        &["needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+)"],
+    ),
 ];
 
 /// Every lesson on Ubuntu's 4.4 (no kernel BTF, no BTF support at all), in one boot:
