@@ -107,6 +107,17 @@ const MISSING_ON_4_4: &[(u32, &[&str])] = &[
         ],
     ),
     (
+        6,
+        &[
+            "array: 13 messages, every slot as sent",
+            "per-cpu-array: this kernel has no per-CPU arrays (BPF_MAP_TYPE_PERCPU_ARRAY, 4.6+)",
+            "hash: sizes 1 to 16 kept with their counts, 8 new ones refused (E2BIG)",
+            "lru-hash: this kernel has no LRU hashes (BPF_MAP_TYPE_LRU_HASH, 4.10+)",
+            "pinning: the pin reads what the program counted",
+            "histogram: 42 messages, each in the bucket of its size",
+        ],
+    ),
+    (
         51,
         &["needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+)"],
     ),

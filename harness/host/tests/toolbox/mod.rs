@@ -1,5 +1,5 @@
-//! What lesson 5 and its exercise's solution must show, on any kernel and arch that runs
-//! them. The numbers come from the workloads (which sizes were sent, how many
+//! What lessons 5 and 6 and their exercises' solutions must show, on any kernel and arch
+//! that runs them. The numbers come from the workloads (which sizes were sent, how many
 //! processes made) and from the kernel's record layouts, not from earlier runs.
 
 use bpflab::run::LessonResult;
@@ -7,7 +7,7 @@ use bpflab_protocol::Outcome;
 
 use crate::lesson_events::outputs;
 
-/// Checks lesson `lesson.number` (5 or 51).
+/// Checks lesson `lesson.number` (5, 6, 51 or 61).
 pub fn check(lesson: &LessonResult, where_: &str) {
     let printed = outputs(lesson);
     let has = |line: &str| {
@@ -18,10 +18,16 @@ pub fn check(lesson: &LessonResult, where_: &str) {
     };
     match lesson.number {
         5 => ring_and_perf_buffers(&has),
+        6 => maps(&printed, &has, where_),
         51 => has(
             "sent 40 messages of 1 to 40 bytes; received the events of 20 messages: \
              [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]",
         ),
+        61 => {
+            // Ten sleeps, each in one bucket of the histogram, whatever their lengths.
+            let counted: u64 = histogram_counts(&printed).iter().sum();
+            assert_eq!(counted, 10, "{where_}: {printed:#?}");
+        }
         n => panic!("{where_}: lesson {n} is not one of the toolbox's"),
     }
     assert!(
@@ -50,4 +56,60 @@ fn ring_and_perf_buffers(has: &dyn Fn(&str)) {
     );
     has("one more message, of 204 bytes, once the buffer was read: 1 record, 204 bytes");
     has("the program's own count of refused reservations (map `dropped`): 73");
+}
+
+/// The workload: sizes 1×1, 2×2, 3×3, 5×5, 7 and 8 for the arrays (slot 1 preset to 100);
+/// 1 to 16, 1 to 4 again, 17 to 24 for the hashes of 16 entries; 1, 2, 4, 8, 12, 8, 4, 2,
+/// 1 messages in the size buckets 0 to 8.
+fn maps(printed: &[&str], has: &dyn Fn(&str), where_: &str) {
+    for (slot, count) in [0, 101, 2, 3, 0, 5, 0, 1].iter().enumerate() {
+        has(&format!("slot {slot}: {count}"));
+    }
+    has(
+        "16 keys (size:count): 1:2 2:2 3:2 4:2 5:1 6:1 7:1 8:1 9:1 10:1 11:1 12:1 13:1 14:1 \
+         15:1 16:1",
+    );
+    has("8 inserts refused, the last with error -7 (E2BIG): the map was full");
+    has(
+        "opened again from /sys/fs/bpf/bpflab-lesson6-by_size (BPF_OBJ_GET): slots \
+         [0, 1, 2, 3, 0, 5, 0, 1]; pin removed",
+    );
+    assert_eq!(
+        histogram_counts(printed),
+        [1, 2, 4, 8, 12, 8, 4, 2, 1],
+        "{where_}: {printed:#?}"
+    );
+    // The LRU hash: the keys used again are kept, the rest evicted oldest first, however
+    // many at a time the kernel frees.
+    let kept = printed
+        .iter()
+        .filter(|l| l.contains(" keys (size:count): "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{where_}: no LRU keys in {printed:#?}"));
+    let kept: Vec<u64> = kept
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .map(|pair| pair.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    let evicted = 24 - kept.len() as u64;
+    let expected: Vec<u64> = (1..=4).chain(5 + evicted..=24).collect();
+    assert_eq!(kept, expected, "{where_}: the LRU hash kept {kept:?}");
+    assert!(
+        evicted >= 8,
+        "{where_}: 24 keys in 16 entries, {evicted} evicted"
+    );
+}
+
+/// The counts of a text histogram's rows (`  low -> high  : count  |***|`), in order.
+fn histogram_counts(printed: &[&str]) -> Vec<u64> {
+    printed
+        .iter()
+        .filter(|l| l.contains(" -> ") && l.contains('|'))
+        .map(|l| {
+            let count = l.split(" : ").nth(1).unwrap();
+            count.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect()
 }
