@@ -118,8 +118,16 @@ const MISSING_ON_4_4: &[(u32, &[&str])] = &[
         ],
     ),
     (
+        7,
+        &["this kernel has no stack trace maps (BPF_MAP_TYPE_STACK_TRACE, 4.6+)"],
+    ),
+    (
         51,
         &["needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+)"],
+    ),
+    (
+        71,
+        &["this kernel has no stack trace maps (BPF_MAP_TYPE_STACK_TRACE, 4.6+)"],
     ),
 ];
 

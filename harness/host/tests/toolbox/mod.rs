@@ -1,4 +1,4 @@
-//! What lessons 5 and 6 and their exercises' solutions must show, on any kernel and arch
+//! What lessons 5 to 7 and their exercises' solutions must show, on any kernel and arch
 //! that runs them. The numbers come from the workloads (which sizes were sent, how many
 //! processes made) and from the kernel's record layouts, not from earlier runs.
 
@@ -7,7 +7,7 @@ use bpflab_protocol::Outcome;
 
 use crate::lesson_events::outputs;
 
-/// Checks lesson `lesson.number` (5, 6, 51 or 61).
+/// Checks lesson `lesson.number` (5, 6, 7, 51, 61 or 71).
 pub fn check(lesson: &LessonResult, where_: &str) {
     let printed = outputs(lesson);
     let has = |line: &str| {
@@ -19,6 +19,32 @@ pub fn check(lesson: &LessonResult, where_: &str) {
     match lesson.number {
         5 => ring_and_perf_buffers(&has),
         6 => maps(&printed, &has, where_),
+        7 => {
+            // Three processes: three task_structs, asked for by the fork path (the
+            // allocator's caller, or on arm64 its caller's caller: lesson 7 says why).
+            let stacks = stacks(&printed);
+            assert!(
+                stacks
+                    .iter()
+                    .all(|(frames, _)| frames[0].starts_with("kmem_cache_alloc")),
+                "{where_}: {stacks:#?}"
+            );
+            let from_fork: u64 = stacks
+                .iter()
+                .filter(|(frames, _)| {
+                    let caller = frames.get(1).map_or("", |f| f.split('+').next().unwrap());
+                    [
+                        "dup_task_struct",
+                        "copy_process",
+                        "kernel_clone",
+                        "_do_fork",
+                    ]
+                    .contains(&caller)
+                })
+                .map(|(_, count)| count)
+                .sum();
+            assert_eq!(from_fork, 3, "{where_}: {stacks:#?}");
+        }
         51 => has(
             "sent 40 messages of 1 to 40 bytes; received the events of 20 messages: \
              [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]",
@@ -27,6 +53,18 @@ pub fn check(lesson: &LessonResult, where_: &str) {
             // Ten sleeps, each in one bucket of the histogram, whatever their lengths.
             let counted: u64 = histogram_counts(&printed).iter().sum();
             assert_eq!(counted, 10, "{where_}: {printed:#?}");
+        }
+        71 => {
+            // Five messages, one tcp_sendmsg each.
+            let stacks = stacks(&printed);
+            assert!(
+                stacks
+                    .iter()
+                    .all(|(frames, _)| frames[0].starts_with("tcp_sendmsg+")),
+                "{where_}: {stacks:#?}"
+            );
+            let calls: u64 = stacks.iter().map(|(_, count)| count).sum();
+            assert_eq!(calls, 5, "{where_}: {stacks:#?}");
         }
         n => panic!("{where_}: lesson {n} is not one of the toolbox's"),
     }
@@ -112,4 +150,19 @@ fn histogram_counts(printed: &[&str]) -> Vec<u64> {
             count.split_whitespace().next().unwrap().parse().unwrap()
         })
         .collect()
+}
+
+/// The stacks printed as stackcount prints them: frames (`  function+0xoff`, innermost
+/// first), then the count (`    3`).
+fn stacks(printed: &[&str]) -> Vec<(Vec<String>, u64)> {
+    let mut stacks = Vec::new();
+    let mut frames = Vec::new();
+    for line in printed {
+        match line.trim().parse::<u64>() {
+            Ok(count) => stacks.push((std::mem::take(&mut frames), count)),
+            Err(_) => frames.push(line.trim().to_string()),
+        }
+    }
+    assert!(frames.is_empty(), "frames without a count: {frames:?}");
+    stacks
 }
