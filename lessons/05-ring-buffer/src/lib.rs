@@ -17,11 +17,10 @@ mod rounds;
 
 use anyhow::Context as _;
 use aya::maps::perf::PerfEventArray;
-use aya::maps::{Array, Map, MapType, RingBuf};
+use aya::maps::{Array, Map, RingBuf};
 use aya::programs::KProbe;
-use aya::sys::is_map_supported;
 use aya::Ebpf;
-use bpflab_guest::{combine_parts, unsupported_as_outcome, Lab, Outcome, Unsupported};
+use bpflab_guest::{combine_parts, unsupported_as_outcome, Lab, Outcome};
 
 use channel::{fits, perf_record_bytes, ring_record_bytes, EVENT_BYTES};
 use rounds::send_rounds;
@@ -65,12 +64,9 @@ pub fn attach_to_sendmsg(lab: &mut Lab, object: &str, function: &str) -> anyhow:
 
 fn perf_buffer(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part perf-buffer: bpf_perf_event_output into one buffer per CPU");
-    if !is_map_supported(MapType::PerfEventArray)? {
-        return Err(Unsupported(
-            "this kernel has no perf event arrays (BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4.3+)".into(),
-        )
-        .into());
-    }
+    // The perf event array (4.3): lesson.toml says this part needs it, and the kernel is
+    // asked, not its version.
+    lab.require_part("perf-buffer")?;
     let mut bpf = attach_to_sendmsg(lab, "perf_buffer.bpf.o", "perf_on_sendmsg")?;
     let map = bpf
         .take_map("perf_events")
@@ -99,15 +95,8 @@ fn perf_buffer(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 fn ring_buffer(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part ring-buffer: bpf_ringbuf_reserve and submit, one buffer for every CPU");
-    // Ask the kernel for the map type, as libbpf's probes do, rather than its version.
-    if !is_map_supported(MapType::RingBuf)? {
-        return Err(Unsupported(
-            "needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+), which this kernel does \
-             not have"
-                .into(),
-        )
-        .into());
-    }
+    // The ring buffer (5.8): declared in lesson.toml; the guest creates one to see.
+    lab.require_part("ring-buffer")?;
     let mut bpf = attach_to_sendmsg(lab, "ring_buffer.bpf.o", "ring_on_sendmsg")?;
     let map = bpf
         .take_map("ring_events")

@@ -1,10 +1,10 @@
 //! Parts array and per-cpu-array: eight slots, slot i counting the messages of i bytes.
 
 use anyhow::Context as _;
-use aya::maps::{Array, MapType, PerCpuArray};
+use aya::maps::{Array, PerCpuArray};
 use bpflab_guest::{Lab, Outcome};
 
-use super::common::{attach_to_sendmsg, require_map, send_sizes};
+use super::common::{attach_to_sendmsg, send_sizes};
 
 /// `max_entries` of both arrays.
 pub const SLOTS: usize = 8;
@@ -81,10 +81,7 @@ pub fn array(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 pub fn per_cpu_array(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part per-cpu-array: the same count, each CPU with its own copy of every slot");
-    require_map(
-        MapType::PerCpuArray,
-        "per-CPU arrays (BPF_MAP_TYPE_PERCPU_ARRAY, 4.6+)",
-    )?;
+    lab.require_part("per-cpu-array")?;
     let bpf = attach_to_sendmsg(lab, "per_cpu_array.bpf.o", "count_per_cpu")?;
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     lab.note(match cpus {

@@ -1,22 +1,11 @@
-//! What every part does the same way: ask the kernel for a map type, attach to
-//! tcp_sendmsg, send messages of chosen sizes.
+//! What every part does the same way: attach to tcp_sendmsg, send messages of chosen
+//! sizes.
 
 use anyhow::Context as _;
-use aya::maps::MapType;
 use aya::programs::KProbe;
-use aya::sys::is_map_supported;
 use aya::Ebpf;
 use bpflab_guest::workload::TcpConversation;
-use bpflab_guest::{Lab, Unsupported};
-
-/// Unsupported unless the kernel can create maps of `map_type`, which `what` names with
-/// the version that brought it. Asks the kernel, as libbpf's probes do.
-pub fn require_map(map_type: MapType, what: &str) -> anyhow::Result<()> {
-    match is_map_supported(map_type)? {
-        true => Ok(()),
-        false => Err(Unsupported(format!("this kernel has no {what}")).into()),
-    }
-}
+use bpflab_guest::Lab;
 
 /// Loads `object` and attaches its `function` to tcp_sendmsg, whose third argument is
 /// the message's size.

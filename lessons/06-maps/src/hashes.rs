@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use aya::maps::{Array, HashMap, MapType};
+use aya::maps::{Array, HashMap};
 use aya::Ebpf;
 use bpflab_guest::{Lab, Outcome};
 
-use super::common::{attach_to_sendmsg, require_map, send_sizes};
+use super::common::{attach_to_sendmsg, send_sizes};
 
 /// `max_entries` of both maps.
 const ENTRIES: u64 = 16;
@@ -102,10 +102,7 @@ pub fn hash(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 pub fn lru_hash(lab: &mut Lab) -> anyhow::Result<Outcome> {
     lab.note("part lru-hash: the same program on an LRU hash of 16 entries");
-    require_map(
-        MapType::LruHash,
-        "LRU hashes (BPF_MAP_TYPE_LRU_HASH, 4.10+)",
-    )?;
+    lab.require_part("lru-hash")?;
     let seen = fill(lab, "lru_hash.bpf.o", "count_in_lru", "sizes_lru")?;
     let inserted: Vec<u64> = (1..=ENTRIES + EXTRA).collect();
     let evicted: Vec<u64> = inserted

@@ -7,11 +7,10 @@
 //! where the fork path calls the allocator. Exactly that many calls must come from there.
 
 use anyhow::Context as _;
-use aya::maps::{Array, HashMap, MapType, StackTraceMap};
+use aya::maps::{Array, HashMap, StackTraceMap};
 use aya::programs::KProbe;
-use aya::sys::is_map_supported;
 use bpflab_guest::workload::{self, current_tid};
-use bpflab_guest::{Lab, Outcome, Unsupported};
+use bpflab_guest::{Lab, Outcome};
 
 /// The allocator's entry point by kernel (lesson 3 says why each).
 const ALLOCATORS: [&str; 3] = [
@@ -59,19 +58,13 @@ pub struct Counted {
 }
 
 /// Attaches `stacks.bpf.o` to `function`, runs `workload` in this thread with its calls
-/// counted by stack, and names every frame.
+/// counted by stack, and names every frame. The calling lesson's lesson.toml says it needs
+/// the stack trace map (4.6), which the guest makes sure of before the lesson runs.
 pub fn count_stacks(
     lab: &mut Lab,
     function: &str,
     workload: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Counted> {
-    // Ask the kernel for the map type (4.6+), as libbpf's probes do.
-    if !is_map_supported(MapType::StackTrace)? {
-        return Err(Unsupported(
-            "this kernel has no stack trace maps (BPF_MAP_TYPE_STACK_TRACE, 4.6+)".into(),
-        )
-        .into());
-    }
     let mut bpf = lab.load("stacks.bpf.o")?;
     let program: &mut KProbe = bpf
         .program_mut("count_stack")

@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use aya::maps::RingBuf;
 use bpflab_guest::workload::{current_tid, TcpConversation};
-use bpflab_guest::{Lab, Outcome, Unsupported};
+use bpflab_guest::{Lab, Outcome};
 use lesson_05_ring_buffer::attach_to_sendmsg;
 
 /// Messages of 1 to this many bytes, all sent before the buffer is read: fewer than its
@@ -14,14 +14,6 @@ const MESSAGES: u64 = 40;
 
 /// Runs the solution inside the guest.
 pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
-    if !aya::sys::is_map_supported(aya::maps::MapType::RingBuf)? {
-        return Err(Unsupported(
-            "needs the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+), which this kernel does \
-             not have"
-                .into(),
-        )
-        .into());
-    }
     let mut bpf = attach_to_sendmsg(lab, "even_sizes.bpf.o", "ring_on_sendmsg")?;
     let mut ring = RingBuf::try_from(
         bpf.take_map("ring_events")
