@@ -11,6 +11,13 @@ out=book/src/captured
 cargo run -q -- lesson 102 --kernel 6.1 > "$out/lesson102-6.1-x86_64.txt" 2>&1 || true
 cargo run -q -- lesson 32 --kernel 6.1 > "$out/lesson32-6.1-x86_64.txt" 2>&1
 
+# Lessons 5 and 6 on kernels that lack part of what they need (Ubuntu's 5.4, without the
+# ring buffer; Ubuntu's 4.4, without per-CPU maps and LRU hashes: both need an Ubuntu
+# mirror), and solution 6.1, whose sleeps take different times on every run.
+cargo run -q -- lesson 5 --kernel 5.4 > "$out/lesson5-5.4.txt" 2>&1 || true
+cargo run -q -- lesson 6 --kernel 4.4 > "$out/lesson6-4.4.txt" 2>&1 || true
+cargo run -q -- lesson 61 --kernel 6.1 > "$out/lesson61-6.1.txt" 2>&1
+
 # The setup chapter: lesson 1 with an empty cache (it downloads the pinned kernel), then
 # again with the default cache, warm. Both with --timings.
 rm -rf /tmp/bpflab-cold

@@ -341,12 +341,8 @@ fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
             };
             assert!(reason.contains("_do_fork"), "{where_}: {reason}");
         }
-        // The tracing toolbox (lessons 5 to 7 and their exercises).
-        5 | 6 | 7 | 51 | 61 | 71 => toolbox::check(lesson, &where_),
-        // The tracing toolbox (lessons 5 and 6 and their exercises).
-        5 | 6 | 51 | 61 => toolbox::check(lesson, &where_),
-        // The tracing toolbox (lesson 5 and its exercise).
-        5 | 51 => toolbox::check(lesson, &where_),
+        // The tracing toolbox (lessons 5 to 7, their exercises and solutions).
+        5 | 6 | 7 | 501 | 601 | 701 | 51 | 61 | 71 => toolbox::check(lesson, &where_),
         // The packet lessons' checks are in packet_lessons/; the others are checked by
         // their outcome and snapshot only.
         _ => packet_lessons::check(lesson, &where_),

@@ -1,5 +1,5 @@
-//! What lessons 5 to 7 and their exercises' solutions must show, on any kernel and arch
-//! that runs them. The numbers come from the workloads (which sizes were sent, how many
+//! What lessons 5 to 7, their exercises as shipped and the exercises' solutions must show,
+//! on any kernel and arch that runs them. The numbers come from the workloads (which sizes were sent, how many
 //! processes made) and from the kernel's record layouts, not from earlier runs.
 
 use bpflab::run::LessonResult;
@@ -7,8 +7,16 @@ use bpflab_protocol::Outcome;
 
 use crate::lesson_events::outputs;
 
-/// Checks lesson `lesson.number` (5, 6, 7, 51, 61 or 71).
+/// Checks lesson `lesson.number` (5, 6, 7, their exercises 501, 601 and 701, or the
+/// solutions 51, 61 and 71).
 pub fn check(lesson: &LessonResult, where_: &str) {
+    if let Some(missing) = unsolved(lesson.number) {
+        // As shipped, an exercise's check says what is missing (the lesson tests check
+        // that it failed, with "not solved yet: ").
+        let reason = lesson.outcome.reason();
+        assert!(reason.contains(missing), "{where_}: {reason}");
+        return;
+    }
     let printed = outputs(lesson);
     let has = |line: &str| {
         assert!(
@@ -73,6 +81,16 @@ pub fn check(lesson: &LessonResult, where_: &str) {
         "{where_}: {:?}",
         lesson.outcome
     );
+}
+
+/// What the check of exercise `n` says is missing, as shipped.
+fn unsolved(n: u32) -> Option<&'static str> {
+    match n {
+        501 => Some("the events of all 40 messages arrived, odd sizes too"),
+        601 => Some("10 sleeps, and the histogram is empty"),
+        701 => Some("the stacks start in kmem_cache_alloc_node"),
+        _ => None,
+    }
 }
 
 /// 24-byte events: 40 bytes in a perf buffer (8 header, 4 length, padded to 8), 32 in a
