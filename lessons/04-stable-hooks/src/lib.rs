@@ -10,6 +10,7 @@
 //! Each part creates a few processes and expects exactly one greeting for each, naming
 //! the process that called clone: this one.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,9 @@ use bpflab_guest::{combine_parts, unsupported_as_outcome, workload, Lab, Outcome
 /// The kernel's "operation not supported" (not libc's ENOTSUP, 95), which user space sees
 /// when the kernel cannot attach a program where it was asked to.
 const ENOTSUPP: i32 = 524;
+
+/// The tracepoint's directory in tracefs.
+const SYS_ENTER_CLONE: &str = "events/syscalls/sys_enter_clone";
 
 /// How many processes each part creates. Each must produce exactly one greeting.
 const PROCESSES: usize = 3;
@@ -62,6 +66,21 @@ fn tracepoint(lab: &mut Lab) -> anyhow::Result<Outcome> {
     // BPF programs on tracepoints came after kprobes (4.7): lesson.toml says this part
     // needs them, and the kernel is asked, as libbpf's probes do.
     lab.require_part("tracepoint")?;
+    // The syscall tracepoints are generated only in kernels built with
+    // CONFIG_FTRACE_SYSCALLS (bpflab's minimal builds are not): without them there is no
+    // syscalls:sys_enter_clone to attach to.
+    let has_event = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|tracefs| Path::new(tracefs).join(SYS_ENTER_CLONE).is_dir());
+    if !has_event {
+        return Err(Unsupported(
+            "needs the syscall tracepoints, which this kernel was built without \
+             (CONFIG_FTRACE_SYSCALLS, a build option, not a version): no \
+             events/syscalls/sys_enter_clone"
+                .to_string(),
+        )
+        .into());
+    }
     let mut bpf = lab.load("tracepoint.bpf.o")?;
     let program: &mut TracePoint = bpf
         .program_mut("hello_tp")
