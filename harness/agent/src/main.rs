@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use aya::{Btf, Endianness, EbpfLoader};
+use aya::{Btf, EbpfLoader, Endianness};
 use bpflab_guest::{unsupported_as_outcome, EventSink, Lab, TracePipe};
 use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
 

@@ -53,7 +53,11 @@ const HELPERS: &[(u32, &str, &str)] = &[
 pub fn missing_helper(message: &str) -> Option<String> {
     let (refusal, after) = ["unknown func ", "invalid func "]
         .iter()
-        .find_map(|refusal| message.split_once(refusal).map(|(_, after)| (*refusal, after)))?;
+        .find_map(|refusal| {
+            message
+                .split_once(refusal)
+                .map(|(_, after)| (*refusal, after))
+        })?;
     let word = after.split_whitespace().next()?;
     // "130" (4.4) or "bpf_ringbuf_output#130" (4.15 on; "unknown#195896080" past the end).
     let digits = word.rsplit('#').next()?;

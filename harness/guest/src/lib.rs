@@ -193,7 +193,11 @@ impl Lab {
     /// [`Unsupported`], naming the first feature this kernel lacks, if any. A lesson of
     /// several parts calls it as each part starts.
     pub fn require_part(&self, part: &str) -> anyhow::Result<()> {
-        let needs = self.part_needs.get(part).map(Vec::as_slice).unwrap_or_default();
+        let needs = self
+            .part_needs
+            .get(part)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         match features::first_missing(needs)? {
             Some(feature) => Err(Unsupported(feature.missing()).into()),
             None => Ok(()),

@@ -47,6 +47,10 @@ pub struct Lesson {
     /// kernels word it differently), so that a refusal for another reason is caught.
     #[serde(default)]
     pub rejected_for: Vec<String>,
+    /// Who refuses a mistake: the kernel (its verifier or loader, in the guest), or clang
+    /// on the host, before any kernel sees the program (`refused_by = "clang"`).
+    #[serde(default)]
+    pub refused_by: RefusedBy,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -80,6 +84,17 @@ impl Kind {
     pub fn passes(self) -> bool {
         matches!(self, Kind::Lesson | Kind::Solution)
     }
+}
+
+/// See [`Lesson::refused_by`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefusedBy {
+    /// The guest kernel: the lesson boots and its load is refused there.
+    #[default]
+    Kernel,
+    /// The compiler: the lesson never reaches a guest; clang's error is its outcome.
+    Clang,
 }
 
 /// See [`Lesson::snapshot`].
@@ -171,6 +186,13 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
                 "in {}: `rejected_for` is for mistakes (kind = \"mistake\"), not a {:?}",
                 path.display(),
                 lesson.kind
+            );
+        }
+        if lesson.refused_by == RefusedBy::Clang && lesson.rejected_for.is_empty() {
+            bail!(
+                "in {}: a mistake clang refuses (refused_by = \"clang\") names what clang's \
+                 error must say (rejected_for)",
+                path.display()
             );
         }
         lessons.push(lesson);

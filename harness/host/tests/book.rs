@@ -153,7 +153,9 @@ fn the_trace_line_figure_quotes_the_captured_line() {
     let svg = std::fs::read_to_string(src.join("figures/trace-line.svg")).unwrap();
     // The fields of the line itself, the first row of the figure: everything before the
     // flags' breakdown.
-    let row = &svg[..svg.find("The five flags").expect("the figure explains the flags")];
+    let row = &svg[..svg
+        .find("The five flags")
+        .expect("the figure explains the flags")];
     let fields: Vec<&str> = row
         .match_indices("<text class=\"field\"")
         .map(|(i, _)| {
@@ -162,7 +164,11 @@ fn the_trace_line_figure_quotes_the_captured_line() {
             &text[start..text.find("</text>").unwrap()]
         })
         .collect();
-    assert_eq!(fields.len(), 7, "task, pid, CPU, flags, time, event, message: {fields:?}");
+    assert_eq!(
+        fields.len(),
+        7,
+        "task, pid, CPU, flags, time, event, message: {fields:?}"
+    );
     let mut rest = line;
     for field in &fields {
         let at = rest
@@ -170,7 +176,10 @@ fn the_trace_line_figure_quotes_the_captured_line() {
             .unwrap_or_else(|| panic!("{field:?} is not in the captured line {line:?}"));
         rest = &rest[at + field.len()..];
     }
-    assert!(rest.trim().is_empty(), "the figure stops before the line ends: {rest:?}");
+    assert!(
+        rest.trim().is_empty(),
+        "the figure stops before the line ends: {rest:?}"
+    );
     let flags = fields[3];
     let shown: String = svg[svg.find("The five flags").unwrap()..]
         .match_indices("<text class=\"field\"")

@@ -92,8 +92,9 @@ fn a_kernel_without_bpf_is_refused_before_booting() {
     request.kernel = Some(bpflab::kernel::KernelSpec::Path(image));
     let err = run::run(&request, &mut |_| {}).unwrap_err();
     assert!(
-        format!("{err:#}")
-            .contains("lacks what bpflab's guest needs: CONFIG_BPF_SYSCALL=y (the bpf() system call)"),
+        format!("{err:#}").contains(
+            "lacks what bpflab's guest needs: CONFIG_BPF_SYSCALL=y (the bpf() system call)"
+        ),
         "{err:#}"
     );
 }

@@ -77,7 +77,9 @@ impl Feature {
             Feature::Kprobes => "BPF programs on kprobes (BPF_PROG_TYPE_KPROBE)",
             Feature::Tracepoints => "BPF programs on tracepoints (BPF_PROG_TYPE_TRACEPOINT)",
             Feature::RawTracepoints => "raw tracepoint programs (BPF_PROG_TYPE_RAW_TRACEPOINT)",
-            Feature::KernelBtf => "the kernel's own BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)",
+            Feature::KernelBtf => {
+                "the kernel's own BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)"
+            }
             Feature::CoreBtf => {
                 "kernel BTF for CO-RE (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux; or BTF \
                  bpflab encodes when it builds the kernel)"
@@ -145,6 +147,9 @@ mod tests {
     #[test]
     fn the_reason_names_the_feature_and_its_version() {
         let reason = Feature::RingBuffer.missing();
-        assert!(reason.contains("BPF_MAP_TYPE_RINGBUF") && reason.contains("5.8"), "{reason}");
+        assert!(
+            reason.contains("BPF_MAP_TYPE_RINGBUF") && reason.contains("5.8"),
+            "{reason}"
+        );
     }
 }

@@ -19,6 +19,50 @@ pub struct BpfObject {
     pub path: PathBuf,
 }
 
+/// clang refused one of a lesson's programs.
+#[derive(Debug, thiserror::Error)]
+#[error("clang could not compile {}:\n{stderr}", path.display())]
+pub struct CompileError {
+    /// The program as the lesson names it (`stack.bpf.c`).
+    pub program: String,
+    /// Where it is on the host.
+    pub path: PathBuf,
+    /// What clang said.
+    pub stderr: String,
+}
+
+impl CompileError {
+    /// clang's message as a learner reads it: file names relative to the lesson, and a
+    /// line clang repeats (it reports an oversized stack once per instruction that
+    /// touches it) shown once with its count.
+    pub fn message(&self) -> String {
+        let dir = self.path.parent().map(|d| format!("{}/", d.display()));
+        let text = match &dir {
+            Some(dir) => self.stderr.replace(dir.as_str(), ""),
+            None => self.stderr.clone(),
+        };
+        let mut lines: Vec<String> = Vec::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for line in text.lines() {
+            match seen.iter_mut().find(|(l, _)| l == line) {
+                Some((_, count)) if line.contains(": error: ") => *count += 1,
+                _ => {
+                    seen.push((line.to_string(), 1));
+                    lines.push(line.to_string());
+                }
+            }
+        }
+        lines
+            .into_iter()
+            .map(|line| match seen.iter().find(|(l, _)| *l == line) {
+                Some((_, n)) if *n > 1 => format!("{line} [{n} times]"),
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Compiles every program of `lesson` for `arch` into `out_root/<arch>/<lesson dir>/`,
 /// skipping those whose sources and flags did not change.
 pub fn compile_lesson(
@@ -70,20 +114,26 @@ pub fn compile_lesson(
                 .prefix(&format!(".{name}."))
                 .tempfile_in(&out_dir)
                 .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
+            // Run in the lesson's directory, naming the program as the lesson does, so that
+            // clang's messages name the file as the learner sees it.
             let output = Command::new(&clang)
+                .current_dir(&lesson.dir)
                 .args(&flags)
                 .arg("-c")
-                .arg(&src)
+                .arg(source)
                 .arg("-o")
                 .arg(partial.path())
                 .output()
                 .with_context(|| format!("running {}", clang.display()))?;
             if !output.status.success() {
-                bail!(
-                    "clang could not compile {}:\n{}",
-                    src.display(),
-                    String::from_utf8_lossy(&output.stderr).trim_end()
-                );
+                return Err(CompileError {
+                    program: source.clone(),
+                    path: src,
+                    stderr: String::from_utf8_lossy(&output.stderr)
+                        .trim_end()
+                        .to_string(),
+                }
+                .into());
             }
             std::fs::rename(&partial, &out)
                 .with_context(|| format!("moving {} into place", out.display()))?;
@@ -179,6 +229,7 @@ mod tests {
             needs: vec![],
             part_needs: Default::default(),
             rejected_for: vec![],
+            refused_by: Default::default(),
             dir: lesson_dir,
         };
         let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();

@@ -69,7 +69,11 @@ mod tests {
     #[test]
     fn a_series_with_no_package_and_no_source_for_an_arch_is_unavailable_with_the_reason() {
         let mut catalog = Catalog::load_shipped().unwrap();
-        let k415 = catalog.kernels.iter_mut().find(|k| k.series == "4.15").unwrap();
+        let k415 = catalog
+            .kernels
+            .iter_mut()
+            .find(|k| k.series == "4.15")
+            .unwrap();
         k415.source = None;
         let k415 = catalog.find("4.15").unwrap();
         let why = unavailable_here(k415, Arch::Arm64, &Config::default()).unwrap();

@@ -149,11 +149,15 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     interrupt::check()?;
 
     let t = Instant::now();
-    let built = stages::build(&root, request.arch, &selected)?;
+    let stages::BuildStage {
+        built,
+        booted,
+        compiled_out,
+    } = stages::build(&root, request.arch, &selected)?;
     timings.build = t.elapsed();
     progress(Progress::Stage(
         Stage::Build,
-        format!("agent and {} lesson(s) ready", selected.len()),
+        build_summary(&booted, &compiled_out),
     ));
     interrupt::check()?;
 
@@ -165,22 +169,27 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         .context("creating a temporary directory for the VM")?;
     let accel = accel::choose(request.accel, request.arch)?;
     progress(Progress::Accel(&accel));
+    if booted.is_empty() && !request.shell {
+        // Every outcome is known already (mistakes clang refused): nothing to boot for.
+        timings.total = started.elapsed();
+        let lessons = in_request_order(&selected, Vec::new(), compiled_out);
+        return Ok(without_vm(kernel, accel, lessons, timings));
+    }
     let qemu_config = stages::qemu_config(request, &accel, &kernel, scratch.path());
-    let busybox = match request.shell {
-        true => Some(guest_tools::busybox(&config, &catalog, request.arch)?),
-        false => None,
-    };
-    let initramfs_bytes =
-        stages::initramfs(
-            request,
-            &selected,
-            &built,
-            &qemu_config,
-            initramfs::Extras {
-                busybox: busybox.as_deref(),
-                kernel_btf: kernel.btf.as_deref(),
-            },
-        )?;
+    let busybox = request
+        .shell
+        .then(|| guest_tools::busybox(&config, &catalog, request.arch))
+        .transpose()?;
+    let initramfs_bytes = stages::initramfs(
+        request,
+        &booted,
+        &built,
+        &qemu_config,
+        initramfs::Extras {
+            busybox: busybox.as_deref(),
+            kernel_btf: kernel.btf.as_deref(),
+        },
+    )?;
     timings.initramfs = t.elapsed();
     progress(Progress::Stage(
         Stage::Initramfs,
@@ -189,7 +198,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
 
     progress(Progress::Booting(&kernel));
     let vm_started = Instant::now();
-    let mut collector = Collector::new(&selected);
+    let mut collector = Collector::new(&booted);
     let options = vm::VmOptions {
         timeout: deadline_timeout(request.timeout),
         interactive: request.shell,
@@ -208,7 +217,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     if vm.end == VmEnd::Interrupted {
         anyhow::bail!(interrupt::Interrupted);
     }
-    let lessons = collector.finish(&vm);
+    let lessons = in_request_order(&selected, collector.finish(&vm), compiled_out);
     Ok(RunResult {
         initramfs_bytes,
         kernel,
@@ -221,6 +230,64 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         agent_error: collector.agent_error.take(),
         violations: std::mem::take(&mut collector.violations),
     })
+}
+
+/// The result of a run that needed no VM: every lesson's outcome was known before boot.
+fn without_vm(
+    kernel: KernelImage,
+    accel: AccelChoice,
+    lessons: Vec<LessonResult>,
+    timings: Timings,
+) -> RunResult {
+    RunResult {
+        initramfs_bytes: 0,
+        kernel,
+        guest_release: None,
+        guest_features: None,
+        accel,
+        lessons,
+        vm: VmReport::not_needed(),
+        timings,
+        agent_error: None,
+        violations: Vec::new(),
+    }
+}
+
+/// What the build stage produced, for the live view.
+fn build_summary(booted: &stages::Selected<'_>, compiled_out: &[(u32, Outcome)]) -> String {
+    let mut summary = format!("agent and {} lesson(s) ready", booted.len());
+    for (number, outcome) in compiled_out {
+        if let Outcome::Failed(_) = outcome {
+            summary.push_str(&format!(
+                "; clang refused lesson {number}, which does not boot"
+            ));
+        }
+    }
+    summary
+}
+
+/// The guest's results and the build stage's outcomes (mistakes clang refused), in the
+/// order the request named the lessons.
+fn in_request_order(
+    selected: &stages::Selected<'_>,
+    booted: Vec<LessonResult>,
+    mut compiled_out: Vec<(u32, Outcome)>,
+) -> Vec<LessonResult> {
+    let mut booted = booted.into_iter();
+    selected
+        .iter()
+        .filter_map(|(lesson, _)| {
+            match compiled_out.iter().position(|(n, _)| *n == lesson.number) {
+                Some(i) => Some(LessonResult {
+                    number: lesson.number,
+                    name: lesson.name.clone(),
+                    outcome: compiled_out.swap_remove(i).1,
+                    events: Vec::new(),
+                }),
+                None => booted.next(),
+            }
+        })
+        .collect()
 }
 
 /// The longest timeout kept as a deadline; beyond it the VM gets none (which the VM takes

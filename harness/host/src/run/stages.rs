@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bpflab_protocol::{LessonPlan, Plan};
+use bpflab_protocol::{LessonPlan, Outcome, Plan};
 
 use super::RunRequest;
 use crate::arch::Arch;
@@ -14,7 +14,7 @@ use crate::image::{agent, bpf, initramfs};
 use crate::interrupt;
 use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelImage, KernelSpec};
-use crate::lessons::{self, Lesson};
+use crate::lessons::{self, Lesson, RefusedBy};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::qemu::{Machine, QemuConfig};
 
@@ -80,21 +80,61 @@ pub(super) fn kernel(
     Ok(kernel)
 }
 
-/// The agent and each lesson's BPF objects.
+/// The agent and each booted lesson's BPF objects.
 pub(super) struct Built {
     agent: PathBuf,
     objects: Vec<Vec<BpfObject>>,
 }
 
-pub(super) fn build(root: &Path, arch: Arch, selected: &Selected<'_>) -> anyhow::Result<Built> {
+/// What the build stage decided: what to boot, and the outcomes it already knows.
+pub(super) struct BuildStage<'a> {
+    pub(super) built: Built,
+    /// The lessons the guest runs, in order.
+    pub(super) booted: Selected<'a>,
+    /// Mistakes clang is to refuse, by number, with what clang did: they never boot.
+    pub(super) compiled_out: Vec<(u32, Outcome)>,
+}
+
+pub(super) fn build<'a>(
+    root: &Path,
+    arch: Arch,
+    selected: &Selected<'a>,
+) -> anyhow::Result<BuildStage<'a>> {
     let agent = agent::build_agent(root, arch)?;
     interrupt::check()?;
     let work = config::work_dir();
-    let objects = selected
-        .iter()
-        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, &work.join("bpf")))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Built { agent, objects })
+    let mut stage = BuildStage {
+        built: Built {
+            agent,
+            objects: Vec::new(),
+        },
+        booted: Vec::new(),
+        compiled_out: Vec::new(),
+    };
+    for (lesson, parts) in selected {
+        let compiled = bpf::compile_lesson(lesson, arch, &work.join("bpf"));
+        let compiled = match (lesson.refused_by, compiled) {
+            // The mistake as shipped: clang's refusal is its outcome (failed, in clang's
+            // words, which `rejected_for` then judges). Fixed, it boots like any other.
+            (RefusedBy::Clang, Err(err)) => match err.downcast::<bpf::CompileError>() {
+                Ok(refusal) => {
+                    let outcome = Outcome::Failed(format!(
+                        "clang refused {} on the host; no kernel saw it:\n{}",
+                        refusal.program,
+                        refusal.message()
+                    ));
+                    stage.compiled_out.push((lesson.number, outcome));
+                    continue;
+                }
+                // clang missing, say: the run's error, not the lesson's outcome.
+                Err(other) => Err(other),
+            },
+            (_, compiled) => compiled,
+        };
+        stage.built.objects.push(compiled?);
+        stage.booted.push((*lesson, parts.clone()));
+    }
+    Ok(stage)
 }
 
 /// QEMU's configuration for this request, with its files in `scratch`.

@@ -59,6 +59,21 @@ pub struct VmReport {
     pub panic_line: Option<String>,
 }
 
+impl VmReport {
+    /// The report of a run that needed no VM (every lesson's outcome was known before
+    /// boot): it ended normally, having done nothing.
+    pub fn not_needed() -> VmReport {
+        VmReport {
+            end: VmEnd::Finished,
+            console_tail: Vec::new(),
+            qemu_stderr: String::new(),
+            wall: Duration::ZERO,
+            qemu_max_rss_kib: None,
+            panic_line: None,
+        }
+    }
+}
+
 /// How to run the VM.
 #[derive(Debug, Clone, Copy)]
 pub struct VmOptions {

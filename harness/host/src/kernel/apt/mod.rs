@@ -9,7 +9,7 @@ pub mod index;
 pub mod keys;
 pub mod mirror;
 mod resolve;
-pub mod sources;
 pub mod signature;
+pub mod sources;
 
 pub use distribution::Distribution;

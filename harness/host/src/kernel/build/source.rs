@@ -117,7 +117,11 @@ pub(super) fn ensure_buildable(series: &KernelSeries) -> anyhow::Result<()> {
     let Some(spec) = &series.source else {
         return Ok(());
     };
-    let Some(url) = spec.kernel_org.as_deref().filter(|_| spec.package.is_none()) else {
+    let Some(url) = spec
+        .kernel_org
+        .as_deref()
+        .filter(|_| spec.package.is_none())
+    else {
         return Ok(());
     };
     match kernel_org_pin(series)? {

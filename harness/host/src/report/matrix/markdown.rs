@@ -80,13 +80,22 @@ impl Report {
             let Some(present) = &c.features else { continue };
             out.push_str(&format!("| {} | {} | ", c.kernel, c.arch));
             for f in Feature::ALL {
-                out.push_str(if present.contains(&f) { "✔ | " } else { "✘ | " });
+                out.push_str(if present.contains(&f) {
+                    "✔ | "
+                } else {
+                    "✘ | "
+                });
             }
             out.push('\n');
         }
         out.push('\n');
         for f in Feature::ALL {
-            out.push_str(&format!("- `{}`: {}; Linux {}\n", f.name(), f.what(), f.since()));
+            out.push_str(&format!(
+                "- `{}`: {}; Linux {}\n",
+                f.name(),
+                f.what(),
+                f.since()
+            ));
         }
         out
     }

@@ -290,7 +290,10 @@ fn judged(request: &MatrixRequest, lesson: u32, outcome: Outcome) -> CellLesson 
             mistake: false,
         };
     };
-    let outcome = match (&outcome, crate::lessons::refused_for(rejected_for, &outcome)) {
+    let outcome = match (
+        &outcome,
+        crate::lessons::refused_for(rejected_for, &outcome),
+    ) {
         // A kernel without what the mistake needs cannot refuse it: unsupported stays.
         (Outcome::Unsupported(_), _) => outcome,
         (_, Ok(words)) => Outcome::Passed(format!("refused, as it should be: \"{words}\"")),

@@ -166,7 +166,10 @@ fn the_feature_table_has_a_row_per_booted_cell_and_says_what_each_feature_is() {
             .find(|l| l.starts_with(&format!("| {kernel} |")))
             .map(str::to_string)
     };
-    let ring = Feature::ALL.iter().position(|f| *f == Feature::RingBuffer).unwrap();
+    let ring = Feature::ALL
+        .iter()
+        .position(|f| *f == Feature::RingBuffer)
+        .unwrap();
     let column = |line: String| line.split(" | ").nth(2 + ring).map(str::to_string);
     assert_eq!(column(row("6.1").unwrap()).as_deref(), Some("✔"));
     assert_eq!(column(row("4.4").unwrap()).as_deref(), Some("✘"));
@@ -190,12 +193,20 @@ fn a_mistake_passes_only_when_refused_for_its_reason() {
         "the kernel rejected `f`: R1 unbounded memory access, make sure to bounds check".into(),
     ));
     assert!(matches!(refused.outcome, Outcome::Passed(_)) && refused.mistake);
-    let other = verdict(Outcome::Failed("the kernel rejected `f`: invalid mem access".into()));
-    assert!(other.outcome.reason().starts_with("refused, but not for its reason"));
+    let other = verdict(Outcome::Failed(
+        "the kernel rejected `f`: invalid mem access".into(),
+    ));
+    assert!(other
+        .outcome
+        .reason()
+        .starts_with("refused, but not for its reason"));
     let accepted = verdict(Outcome::Passed("loaded".into()));
     assert!(matches!(accepted.outcome, Outcome::Failed(_)));
     let unsupported = verdict(Outcome::Unsupported("no kprobes".into()));
-    assert_eq!(unsupported.outcome, Outcome::Unsupported("no kprobes".into()));
+    assert_eq!(
+        unsupported.outcome,
+        Outcome::Unsupported("no kprobes".into())
+    );
     // Any other lesson is as it ended.
     assert!(!judged(&request, 1, Outcome::Passed("ok".into())).mistake);
     let md = Report {
