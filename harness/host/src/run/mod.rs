@@ -18,7 +18,7 @@ use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, image::initramfs, interrupt, tools};
+use crate::{image::guest_tools, image::initramfs, interrupt, provision};
 
 mod collector;
 mod request;
@@ -140,7 +140,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let catalog = Catalog::load_shipped()?;
     let all_lessons = lessons::discover(&root.join("lessons"))?;
     let selected = stages::select(request, &all_lessons)?;
-    let qemu = tools::require(request.arch.qemu_binary(), request.arch.qemu_package())?;
+    let qemu = provision::qemu(&config, request.arch)?;
 
     let t = Instant::now();
     let kernel = stages::kernel(request, &catalog, &config)?;
@@ -149,7 +149,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     interrupt::check()?;
 
     let t = Instant::now();
-    let built = stages::build(&root, request.arch, &selected)?;
+    let built = stages::build(&root, &config, request.arch, &selected)?;
     timings.build = t.elapsed();
     progress(Progress::Stage(
         Stage::Build,

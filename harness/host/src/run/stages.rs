@@ -86,13 +86,19 @@ pub(super) struct Built {
     objects: Vec<Vec<BpfObject>>,
 }
 
-pub(super) fn build(root: &Path, arch: Arch, selected: &Selected<'_>) -> anyhow::Result<Built> {
+pub(super) fn build(
+    root: &Path,
+    config: &Config,
+    arch: Arch,
+    selected: &Selected<'_>,
+) -> anyhow::Result<Built> {
     let agent = agent::build_agent(root, arch)?;
     interrupt::check()?;
     let work = config::work_dir();
+    let toolchain = bpf::Toolchain::find(config, arch)?;
     let objects = selected
         .iter()
-        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, &work.join("bpf")))
+        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, &toolchain, &work.join("bpf")))
         .collect::<anyhow::Result<_>>()?;
     Ok(Built { agent, objects })
 }
