@@ -61,7 +61,11 @@ fn hidden_tools_run(provision: &Path, args: &[&str], provisioning: bool) -> (Out
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
-    assert_ne!(output.status.code(), Some(98), "the tools are not hidden: {text}");
+    assert_ne!(
+        output.status.code(),
+        Some(98),
+        "the tools are not hidden: {text}"
+    );
     (output, text)
 }
 
@@ -112,8 +116,14 @@ fn lesson_1_passes_with_the_tools_bpflab_unpacked_and_then_downloads_nothing() {
     let (out, _) = hidden_tools_bpflab(provision.path(), &["doctor"]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
-    let cached = report.lines().filter(|l| l.contains("cached (Debian")).count();
-    assert_eq!(cached, 5, "QEMU ×2, clang, libbpf's headers, arm64 headers:\n{report}");
+    let cached = report
+        .lines()
+        .filter(|l| l.contains("cached (Debian"))
+        .count();
+    assert_eq!(
+        cached, 5,
+        "QEMU ×2, clang, libbpf's headers, arm64 headers:\n{report}"
+    );
 }
 
 /// With provisioning off, a missing tool is an error that names the package to install.

@@ -38,9 +38,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
     println!(
         "provisioning: {}",
         if on {
-            format!("on ({}=1 or `provision = false` in {} turns it off)", provision::OFF_ENV, config.path.display())
+            format!(
+                "on ({}=1 or `provision = false` in {} turns it off)",
+                provision::OFF_ENV,
+                config.path.display()
+            )
         } else {
-            format!("off ({} is set, or `provision = false` in {})", provision::OFF_ENV, config.path.display())
+            format!(
+                "off ({} is set, or `provision = false` in {})",
+                provision::OFF_ENV,
+                config.path.display()
+            )
         }
     );
     match Mirrors::discover(&config, Distribution::Debian) {
@@ -82,7 +90,9 @@ fn describe(
 ) -> Result<String, String> {
     let why = match provision::on_host(config, need) {
         OnHost::Usable { path, version } => {
-            let path = path.map_or("clang's default include path".into(), |p| p.display().to_string());
+            let path = path.map_or("clang's default include path".into(), |p| {
+                p.display().to_string()
+            });
             let version = version.map(|v| format!(" {v}")).unwrap_or_default();
             return Ok(format!("host{version}: {path}"));
         }
@@ -93,7 +103,9 @@ fn describe(
     };
     let install = format!("sudo apt-get install {}", need.apt_package(host));
     if !on {
-        return Err(format!("{why}; provisioning is off; install with: {install}"));
+        return Err(format!(
+            "{why}; provisioning is off; install with: {install}"
+        ));
     }
     let place = cache::place(config, lock, need, host).map_err(|e| format!("{why}; {e:#}"))?;
     if let Some(unpacked) = cache::cached(&place) {
@@ -118,8 +130,14 @@ fn describe(
     }
     let host_packages = HostPackages::read(Path::new("/var/lib/dpkg"));
     let set = need.packages(host);
-    let wanted = closure::packages(lock, &place.release, host.debian_arch(), &set, Some(&host_packages))
-        .map_err(|e| format!("{e:#}"))?;
+    let wanted = closure::packages(
+        lock,
+        &place.release,
+        host.debian_arch(),
+        &set,
+        Some(&host_packages),
+    )
+    .map_err(|e| format!("{e:#}"))?;
     let size: u64 = wanted.iter().map(|p| p.package.size).sum();
     let names: Vec<&str> = wanted.iter().map(|p| p.package.name.as_str()).collect();
     Ok(format!(
@@ -161,7 +179,10 @@ fn build_tools(host: Option<Arch>) {
         .filter(|(program, _)| tools::which(program).is_some())
         .map(|(program, _)| *program)
         .collect();
-    println!("  kernel build tools and bpftool: present: {}", present.join(", "));
+    println!(
+        "  kernel build tools and bpftool: present: {}",
+        present.join(", ")
+    );
     if !missing.is_empty() {
         println!("  missing: sudo apt-get install {}", missing.join(" "));
     }
@@ -171,11 +192,18 @@ fn build_tools(host: Option<Arch>) {
 pub fn update(releases: &[String], arches: &[Arch]) -> anyhow::Result<ExitCode> {
     let config = Config::load()?;
     let releases: Vec<String> = if releases.is_empty() {
-        provision::update::RELEASES.iter().map(|r| r.to_string()).collect()
+        provision::update::RELEASES
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
     } else {
         releases.to_vec()
     };
-    let arches = if arches.is_empty() { &Arch::ALL[..] } else { arches };
+    let arches = if arches.is_empty() {
+        &Arch::ALL[..]
+    } else {
+        arches
+    };
     provision::update::update(&config, &releases, arches)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -158,7 +158,9 @@ mod tests {
         };
         let toolchain = Toolchain {
             clang: Program::host(clang),
-            includes: vec![],
+            includes: provision::spec::asm_include_dir(Arch::X86_64)
+                .into_iter()
+                .collect(),
         };
         let lesson_dir = dir.path().join("99-broken");
         std::fs::create_dir(&lesson_dir).unwrap();
@@ -181,7 +183,8 @@ mod tests {
             rejected_for: vec![],
             dir: lesson_dir,
         };
-        let err = compile_lesson(&lesson, Arch::X86_64, &toolchain, &dir.path().join("out")).unwrap_err();
+        let err =
+            compile_lesson(&lesson, Arch::X86_64, &toolchain, &dir.path().join("out")).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("broken.bpf.c:4:"), "{msg}");
         assert!(msg.contains("undeclared_variable"), "{msg}");

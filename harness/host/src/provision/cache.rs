@@ -81,7 +81,12 @@ pub fn place(config: &Config, lock: &ToolsLock, need: Need, host: Arch) -> anyho
 pub fn pins_hash(pins: &[Locked]) -> String {
     let text: String = pins
         .iter()
-        .map(|p| format!("{} {} {}\n", p.package.name, p.package.version, p.package.sha256))
+        .map(|p| {
+            format!(
+                "{} {} {}\n",
+                p.package.name, p.package.version, p.package.sha256
+            )
+        })
         .collect();
     digest::sha256_bytes(text.as_bytes())
 }
@@ -125,7 +130,10 @@ pub fn obtain(config: &Config, need: Need, host: Arch) -> anyhow::Result<Unpacke
     if let Some(found) = cached(&place) {
         return Ok(found);
     }
-    let parent = place.dir.parent().context("the cache directory has a parent")?;
+    let parent = place
+        .dir
+        .parent()
+        .context("the cache directory has a parent")?;
     let set = need.packages(host);
     let _lock = file_lock::acquire(parent, &set.key, &format!("unpacking {}", need.describe()))?;
     if let Some(found) = cached(&place) {

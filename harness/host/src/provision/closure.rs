@@ -89,7 +89,12 @@ mod tests {
                 locked("clang", &["clang-14 (>= 14~)"]),
                 locked(
                     "clang-14",
-                    &["libc6 (>= 2.34)", "libllvm14", "libstdc++-12-dev", "binutils"],
+                    &[
+                        "libc6 (>= 2.34)",
+                        "libllvm14",
+                        "libstdc++-12-dev",
+                        "binutils",
+                    ],
                 ),
                 locked("libllvm14", &["libc6 (>= 2.36)", "libz3-4 (>= 4.8.12)"]),
                 locked("libz3-4", &["libc6"]),
@@ -104,7 +109,8 @@ mod tests {
     #[test]
     fn the_closure_leaves_out_glibc_and_what_nothing_runs() {
         let set = Need::Clang.packages(Arch::X86_64);
-        let all = packages(&lock(), "bookworm", "amd64", &set, None).unwrap();
+        let lock = lock();
+        let all = packages(&lock, "bookworm", "amd64", &set, None).unwrap();
         assert_eq!(names(&all), ["clang", "clang-14", "libllvm14", "libz3-4"]);
     }
 
@@ -123,7 +129,8 @@ mod tests {
         std::fs::write(dpkg.path().join("info/libz3-4:amd64.list"), "/usr\n").unwrap();
         let host = HostPackages::read(dpkg.path());
         let set = Need::Clang.packages(Arch::X86_64);
-        let some = packages(&lock(), "bookworm", "amd64", &set, Some(&host)).unwrap();
+        let lock = lock();
+        let some = packages(&lock, "bookworm", "amd64", &set, Some(&host)).unwrap();
         assert_eq!(names(&some), ["clang", "clang-14", "libllvm14"]);
     }
 

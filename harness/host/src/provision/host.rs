@@ -56,9 +56,7 @@ impl HostPackages {
         };
         list.lines()
             .filter(|l| l.starts_with("/usr") || l.starts_with("/lib"))
-            .all(|path| {
-                std::fs::metadata(path).is_ok_and(|m| m.is_dir() || m.is_file())
-            })
+            .all(|path| std::fs::metadata(path).is_ok_and(|m| m.is_dir() || m.is_file()))
     }
 }
 
@@ -153,8 +151,11 @@ mod tests {
         )
         .unwrap();
         std::fs::create_dir(dpkg.path().join("info")).unwrap();
-        std::fs::write(dpkg.path().join("info/libpresent1:amd64.list"), "/.\n/usr\n/usr/bin\n")
-            .unwrap();
+        std::fs::write(
+            dpkg.path().join("info/libpresent1:amd64.list"),
+            "/.\n/usr\n/usr/bin\n",
+        )
+        .unwrap();
         std::fs::write(
             dpkg.path().join("info/libgone1:amd64.list"),
             "/usr\n/usr/lib/bpflab-no-such-file.so.1\n",

@@ -104,7 +104,10 @@ pub fn find(config: &Config, need: Need) -> anyhow::Result<Source> {
     let why = match on_host(config, need) {
         OnHost::Usable { path, .. } => return Ok(Source::Host(path)),
         OnHost::TooOld { path, version } => {
-            format!("{} is {version}, older than bpflab works with", path.display())
+            format!(
+                "{} is {version}, older than bpflab works with",
+                path.display()
+            )
         }
         OnHost::Missing => "the host has none".to_string(),
     };
@@ -211,7 +214,9 @@ pub fn cached_program(name: &str, root: &Path) -> anyhow::Result<tools::Program>
     ));
     let data = root.join("usr/share/qemu");
     if name.starts_with("qemu-") && data.is_dir() {
-        program.args.extend([OsString::from("-L"), data.into_os_string()]);
+        program
+            .args
+            .extend([OsString::from("-L"), data.into_os_string()]);
     }
     Ok(program)
 }

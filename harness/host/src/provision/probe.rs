@@ -70,7 +70,10 @@ mod tests {
             parse("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu\n"),
             Some("14.0.6".into())
         );
-        assert_eq!(parse("Ubuntu clang version 18.1.3 (1ubuntu1)"), Some("18.1.3".into()));
+        assert_eq!(
+            parse("Ubuntu clang version 18.1.3 (1ubuntu1)"),
+            Some("18.1.3".into())
+        );
         assert_eq!(parse("no such thing"), None);
         assert_eq!(major_minor("14.0.6"), Some((14, 0)));
     }

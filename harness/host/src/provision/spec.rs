@@ -59,9 +59,10 @@ pub struct PackageSet {
 impl PackageSet {
     /// Whether the dependency `name` is left out.
     pub fn excludes(&self, name: &str) -> bool {
-        self.exclude.iter().chain(NEVER).any(|pattern| {
-            regex::Regex::new(pattern).is_ok_and(|re| re.is_match(name))
-        })
+        self.exclude
+            .iter()
+            .chain(NEVER)
+            .any(|pattern| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(name)))
     }
 
     /// Whether the dependencies of the package `name` come with it.
@@ -217,14 +218,27 @@ mod tests {
     #[test]
     fn package_sets_name_what_a_host_of_each_arch_installs() {
         let uapi = Need::Uapi(Arch::Arm64);
-        assert_eq!(uapi.packages(Arch::X86_64).roots, ["linux-libc-dev-arm64-cross"]);
+        assert_eq!(
+            uapi.packages(Arch::X86_64).roots,
+            ["linux-libc-dev-arm64-cross"]
+        );
         assert_eq!(uapi.packages(Arch::Arm64).roots, ["linux-libc-dev"]);
         let clang = Need::Clang.packages(Arch::X86_64);
         assert!(clang.closure);
-        for left_out in ["libstdc++-12-dev", "llvm-14-linker-tools", "binutils", "debconf"] {
+        for left_out in [
+            "libstdc++-12-dev",
+            "llvm-14-linker-tools",
+            "binutils",
+            "debconf",
+        ] {
             assert!(clang.excludes(left_out), "{left_out}");
         }
-        for kept in ["clang-14", "libllvm14", "libclang-common-14-dev", "libclang-cpp14"] {
+        for kept in [
+            "clang-14",
+            "libllvm14",
+            "libclang-common-14-dev",
+            "libclang-cpp14",
+        ] {
             assert!(!clang.excludes(kept), "{kept}");
         }
         let qemu = Need::Qemu(Arch::X86_64).packages(Arch::X86_64);

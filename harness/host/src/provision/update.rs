@@ -50,8 +50,9 @@ pub fn update(config: &Config, releases: &[String], arches: &[Arch]) -> anyhow::
             let mut pins: BTreeMap<String, Locked> = BTreeMap::new();
             for need in spec::ALL {
                 let set = need.packages(arch);
-                pin_closure(&archive, &set, release, arch, &mut pins)
-                    .with_context(|| format!("pinning {} for Debian {release} ({arch})", set.key))?;
+                pin_closure(&archive, &set, release, arch, &mut pins).with_context(|| {
+                    format!("pinning {} for Debian {release} ({arch})", set.key)
+                })?;
             }
             let size: u64 = pins.values().map(|p| p.package.size).sum();
             term::status(format!(
@@ -88,9 +89,9 @@ fn read_archive(
 ) -> anyhow::Result<Archive> {
     let mut archive = Archive::default();
     for suite in [release.to_string(), format!("{release}-security")] {
-        let base = mirrors
-            .for_suite(&suite)
-            .with_context(|| format!("no mirror for {suite} (set BPFLAB_DEBIAN_SECURITY_MIRROR)"))?;
+        let base = mirrors.for_suite(&suite).with_context(|| {
+            format!("no mirror for {suite} (set BPFLAB_DEBIAN_SECURITY_MIRROR)")
+        })?;
         let spinner = term::spinner(format!("reading the package index of {suite} ({arch})"));
         let text = archive::suite_index(http, base, &suite, arch, Distribution::Debian, config)?;
         let fields = ["Depends", "Pre-Depends", "Provides"];

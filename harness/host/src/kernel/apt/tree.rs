@@ -61,7 +61,9 @@ fn unpack_tar(reader: &mut dyn Read, root: &Path, max_file: u64) -> anyhow::Resu
         }
         remove_existing(&out)?;
         if kind.is_symlink() {
-            let target = entry.link_name()?.context("a symbolic link without a target")?;
+            let target = entry
+                .link_name()?
+                .context("a symbolic link without a target")?;
             let target = within_root(&rel, &target);
             std::os::unix::fs::symlink(&target, &out)
                 .with_context(|| format!("linking {}", out.display()))?;
@@ -124,7 +126,10 @@ fn ensure_no_link_between(root: &Path, rel: &Path) -> anyhow::Result<()> {
     let parents: Vec<_> = rel.components().collect();
     for part in &parents[..parents.len().saturating_sub(1)] {
         at.push(part);
-        if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if at
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             bail!(
                 "the package puts {} below the symbolic link {}, which bpflab does not \
                  write through; nothing of it is used",
@@ -141,7 +146,9 @@ fn ensure_no_link_between(root: &Path, rel: &Path) -> anyhow::Result<()> {
 fn remove_existing(path: &Path) -> anyhow::Result<()> {
     match path.symlink_metadata() {
         Ok(m) if m.is_dir() => bail!("{} is a directory in another package", path.display()),
-        Ok(_) => std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display())),
+        Ok(_) => {
+            std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))
+        }
         Err(_) => Ok(()),
     }
 }
@@ -217,7 +224,8 @@ mod tests {
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
-        tar.append_link(&mut link, "./usr/lib/evil", "/tmp").unwrap();
+        tar.append_link(&mut link, "./usr/lib/evil", "/tmp")
+            .unwrap();
         let mut file = tar::Header::new_gnu();
         file.set_size(1);
         file.set_mode(0o644);
@@ -227,7 +235,10 @@ mod tests {
         let bytes = tar.into_inner().unwrap();
         let root = tempfile::tempdir().unwrap();
         let err = unpack_tar(&mut bytes.as_slice(), root.path(), 1 << 20).unwrap_err();
-        assert!(format!("{err:#}").contains("does not write through"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("does not write through"),
+            "{err:#}"
+        );
         let link = std::fs::read_link(root.path().join("usr/lib/evil")).unwrap();
         assert_eq!(link, Path::new("../../tmp"), "rewritten into the root");
         assert!(!Path::new("/tmp/planted").exists());
@@ -236,7 +247,10 @@ mod tests {
     #[test]
     fn files_keep_their_modes_and_documentation_is_left_out() {
         let mut tar = tar::Builder::new(Vec::new());
-        for (path, mode) in [("./usr/bin/tool", 0o755), ("./usr/share/doc/tool/README", 0o644)] {
+        for (path, mode) in [
+            ("./usr/bin/tool", 0o755),
+            ("./usr/share/doc/tool/README", 0o644),
+        ] {
             let mut header = tar::Header::new_gnu();
             header.set_size(2);
             header.set_mode(mode);
