@@ -235,3 +235,59 @@ fn unpack_all(
         files: files.into_iter().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unpack whose record is missing (interrupted before it was written) or whose
+    /// files no longer match it (damaged) is not used; nor one of other pins.
+    #[test]
+    fn a_partial_or_damaged_unpack_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/tool"), b"binary").unwrap();
+        std::os::unix::fs::symlink("tool", root.join("usr/bin/alias")).unwrap();
+        let place = Place {
+            dir: dir.path().to_path_buf(),
+            release: "bookworm".into(),
+            pins: "p1".into(),
+            all: vec![],
+        };
+        assert!(cached(&place).is_none(), "no record: an interrupted unpack");
+        let record = Record {
+            pins: "p1".into(),
+            release: "bookworm".into(),
+            packages: vec![("tool".into(), "1".into())],
+            downloaded: 6,
+            files: vec![("usr/bin/alias".into(), 0), ("usr/bin/tool".into(), 6)],
+        };
+        let write = |r: &Record| {
+            std::fs::write(
+                dir.path().join("complete.json"),
+                serde_json::to_vec(r).unwrap(),
+            )
+            .unwrap()
+        };
+        write(&record);
+        assert!(cached(&place).is_some_and(|u| !u.fresh));
+        let other_pins = Place {
+            pins: "p2".into(),
+            ..place
+        };
+        assert!(
+            cached(&other_pins).is_none(),
+            "a new lock means a new unpack"
+        );
+        let place = Place {
+            pins: "p1".into(),
+            ..other_pins
+        };
+        std::fs::write(root.join("usr/bin/tool"), b"bin").unwrap();
+        assert!(cached(&place).is_none(), "a file cut short");
+        std::fs::write(root.join("usr/bin/tool"), b"binary").unwrap();
+        std::fs::remove_file(root.join("usr/bin/alias")).unwrap();
+        assert!(cached(&place).is_none(), "a link gone");
+    }
+}
