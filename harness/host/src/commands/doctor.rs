@@ -63,10 +63,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
             None => Err("unsupported host".to_string()),
         };
         match line {
-            Ok(line) => println!("{:<52} {line}", need.describe()),
+            Ok(line) => println!("{}\n    {line}", need.describe()),
             Err(line) => {
                 unusable += 1;
-                println!("{:<52} MISSING: {line}", need.describe());
+                println!("{}\n    MISSING: {line}", need.describe());
             }
         }
     }
@@ -90,9 +90,10 @@ fn describe(
 ) -> Result<String, String> {
     let why = match provision::on_host(config, need) {
         OnHost::Usable { path, version } => {
-            let path = path.map_or("clang's default include path".into(), |p| {
-                p.display().to_string()
-            });
+            let path = path.map_or(
+                "/usr/include/bpf (on clang's default include path)".into(),
+                |p| p.display().to_string(),
+            );
             let version = version.map(|v| format!(" {v}")).unwrap_or_default();
             return Ok(format!("host{version}: {path}"));
         }
@@ -115,7 +116,7 @@ fn describe(
                     .map_err(|e| format!("{e:#}"))?;
                 let version = probe::version(&program, &config.cache_dir)
                     .ok_or_else(|| format!("the cached {} does not run", program.path.display()))?;
-                format!("{version}: {}", program.path.display())
+                format!(" {version}: {}", program.path.display())
             }
             None => need
                 .include_dirs(&unpacked.root)
@@ -123,7 +124,7 @@ fn describe(
                 .map_or(String::new(), |d| format!(": {}", d.display())),
         };
         return Ok(format!(
-            "cached (Debian {}, {} package(s)){what} — {why}",
+            "bpflab's{what}\n    (Debian {}, {} package(s) unpacked; {why})",
             unpacked.record.release,
             unpacked.record.packages.len()
         ));
@@ -141,7 +142,7 @@ fn describe(
     let size: u64 = wanted.iter().map(|p| p.package.size).sum();
     let names: Vec<&str> = wanted.iter().map(|p| p.package.name.as_str()).collect();
     Ok(format!(
-        "to unpack on first use — {why}: {} package(s) of Debian {}, {} to download ({})",
+        "bpflab's, on first use ({why}): {} package(s) of Debian {}, {} to download\n    ({})",
         wanted.len(),
         place.release,
         provision::megabytes(size),

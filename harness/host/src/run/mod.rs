@@ -18,7 +18,7 @@ use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, image::initramfs, interrupt, provision};
+use crate::{image::guest_tools, image::initramfs, interrupt};
 
 mod collector;
 mod request;
@@ -69,6 +69,8 @@ pub struct LessonResult {
 /// Durations of the stages, for `--timings` and the benchmark.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Timings {
+    /// Finding QEMU, clang and the headers (the host's, or unpacked into the cache).
+    pub tools: Duration,
     /// Finding, downloading and unpacking the kernel.
     pub kernel: Duration,
     /// Building the agent and compiling the lessons.
@@ -140,7 +142,9 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let catalog = Catalog::load_shipped()?;
     let all_lessons = lessons::discover(&root.join("lessons"))?;
     let selected = stages::select(request, &all_lessons)?;
-    let qemu = provision::qemu(&config, request.arch)?;
+    let t = Instant::now();
+    let (qemu, toolchain) = stages::tools(&config, request.arch)?;
+    timings.tools = t.elapsed();
 
     let t = Instant::now();
     let kernel = stages::kernel(request, &catalog, &config)?;
@@ -149,7 +153,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     interrupt::check()?;
 
     let t = Instant::now();
-    let built = stages::build(&root, &config, request.arch, &selected)?;
+    let built = stages::build(&root, &toolchain, request.arch, &selected)?;
     timings.build = t.elapsed();
     progress(Progress::Stage(
         Stage::Build,

@@ -88,19 +88,28 @@ pub(super) struct Built {
 
 pub(super) fn build(
     root: &Path,
-    config: &Config,
+    toolchain: &bpf::Toolchain,
     arch: Arch,
     selected: &Selected<'_>,
 ) -> anyhow::Result<Built> {
     let agent = agent::build_agent(root, arch)?;
     interrupt::check()?;
     let work = config::work_dir();
-    let toolchain = bpf::Toolchain::find(config, arch)?;
     let objects = selected
         .iter()
-        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, &toolchain, &work.join("bpf")))
+        .map(|(lesson, _)| bpf::compile_lesson(lesson, arch, toolchain, &work.join("bpf")))
         .collect::<anyhow::Result<_>>()?;
     Ok(Built { agent, objects })
+}
+
+/// QEMU for the guest's arch, and clang with the headers the lessons need: the host's, or
+/// else unpacked into the cache.
+pub(super) fn tools(
+    config: &Config,
+    arch: Arch,
+) -> anyhow::Result<(crate::tools::Program, bpf::Toolchain)> {
+    let qemu = crate::provision::qemu(config, arch)?;
+    Ok((qemu, bpf::Toolchain::find(config, arch)?))
 }
 
 /// QEMU's configuration for this request, with its files in `scratch`.
