@@ -26,10 +26,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match &release {
         Some(Ok(r)) => println!(
             "tools bpflab unpacks come from Debian {} (the newest release whose glibc, {}, \
-             this host's can stand in for), pinned in {}",
-            r.release,
-            r.glibc,
-            lock::lock_path().display()
+             this host's can stand in for), pinned in images/tools.lock",
+            r.release, r.glibc
         ),
         Some(Err(e)) => println!("bpflab cannot unpack tools here: {e}"),
         None => println!("bpflab runs on x86-64 and arm64 hosts only"),
