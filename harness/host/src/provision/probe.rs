@@ -23,7 +23,10 @@ pub fn version(program: &Program, cache: &Path) -> Option<String> {
     let memo = cache
         .join("provision/versions")
         .join(digest::sha256_bytes(identity.as_bytes()));
-    if let Ok(known) = std::fs::read_to_string(&memo) {
+    if let Some(known) = std::fs::read_to_string(&memo)
+        .ok()
+        .filter(|v| major_minor(v).is_some())
+    {
         return Some(known);
     }
     let output = program.command().arg("--version").output().ok()?;
@@ -31,11 +34,21 @@ pub fn version(program: &Program, cache: &Path) -> Option<String> {
         return None;
     }
     let found = parse(&String::from_utf8_lossy(&output.stdout))?;
-    if let Some(dir) = memo.parent() {
-        std::fs::create_dir_all(dir).ok();
-        std::fs::write(&memo, &found).ok();
-    }
+    remember(&memo, &found);
     Some(found)
+}
+
+/// Writes `version` to `memo` whole or not at all (under another name, then renamed): a
+/// full disk or a crash leaves no half-written version behind.
+fn remember(memo: &Path, version: &str) {
+    let Some(dir) = memo.parent() else { return };
+    std::fs::create_dir_all(dir).ok();
+    // A temporary file not persisted is removed when dropped.
+    if let Ok(mut file) = tempfile::NamedTempFile::new_in(dir) {
+        if std::io::Write::write_all(&mut file, version.as_bytes()).is_ok() {
+            file.persist(memo).ok();
+        }
+    }
 }
 
 /// What [`version`] reads out of a `--version` text.
