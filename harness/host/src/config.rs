@@ -22,6 +22,9 @@ pub struct Config {
     pub ubuntu_mirror: Option<String>,
     /// Cache directory for kernels and indexes.
     pub cache_dir: PathBuf,
+    /// Whether bpflab may unpack the host tools it lacks (QEMU, clang, headers) from
+    /// Debian's archive into its cache (`provision = false` turns it off).
+    pub provision: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +34,7 @@ struct ConfigFile {
     debian_security_mirror: Option<String>,
     ubuntu_mirror: Option<String>,
     cache_dir: Option<PathBuf>,
+    provision: Option<bool>,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             debian_security_mirror: file.debian_security_mirror,
             ubuntu_mirror: file.ubuntu_mirror,
             cache_dir,
+            provision: file.provision.unwrap_or(true),
         })
     }
 }

@@ -7,6 +7,8 @@
 //!   ([`kernel::build`]), and checked ([`kernel::check`]);
 //! - [`image`]: what the guest runs: the agent ([`image::agent`]), the lessons' BPF objects
 //!   ([`image::bpf`]), packed into an initramfs ([`image::initramfs`]);
+//! - [`provision`]: the host tools a run needs (QEMU, clang, headers), the host's or
+//!   unpacked from Debian's archive into the cache;
 //! - [`vm`]: QEMU's command line ([`vm::qemu`]), the accelerator ([`vm::accel`]) and the
 //!   running guest, whose events ([`bpflab_protocol`]) come back line by line;
 //! - [`report`]: the live view ([`report::view`]), snapshots ([`report::normalize`]) and
@@ -35,6 +37,7 @@ pub mod interrupt;
 pub mod kernel;
 pub mod lessons;
 pub mod openpgp;
+pub mod provision;
 pub mod report;
 pub mod run;
 pub mod sandbox;

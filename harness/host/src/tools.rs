@@ -1,8 +1,44 @@
 //! Host programs bpflab runs, and what to tell the user when one is missing.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::bail;
+
+/// A program as bpflab runs it: the host's, or one unpacked in bpflab's cache, which
+/// needs its libraries named (`LD_LIBRARY_PATH`) and may need arguments of its own
+/// (QEMU's `-L` for its firmware) before the caller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The executable.
+    pub path: PathBuf,
+    /// Arguments that come first.
+    pub args: Vec<OsString>,
+    /// Environment variables to set.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Program {
+    /// The host's program at `path`, run as it is.
+    pub fn host(path: PathBuf) -> Program {
+        Program {
+            path,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A command that runs it, with its own arguments and environment set.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.args(&self.args);
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+}
 
 /// Finds `program` on PATH, or fails with the one line that installs it.
 pub fn require(program: &str, debian_package: &str) -> anyhow::Result<PathBuf> {

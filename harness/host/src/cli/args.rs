@@ -66,6 +66,21 @@ Example:
         #[command(subcommand)]
         action: Option<KernelsAction>,
     },
+    /// Say, for each tool a run needs, which one bpflab will use (the host's or its own,
+    /// version, path) and why, and what is missing.
+    #[command(after_help = "\
+QEMU, clang, libbpf's headers and the guest arch's kernel headers are the host's when it
+has them (new enough); otherwise bpflab unpacks them from Debian's archive into its cache
+on first use: the packages pinned in images/tools.lock, for the Debian release whose C
+library the host can run. BPFLAB_NO_PROVISION=1 (or `provision = false` in the config
+file) turns that off.")]
+    Doctor,
+    /// Pin the Debian packages bpflab unpacks when the host lacks a tool (QEMU, clang,
+    /// headers) in images/tools.lock.
+    Tools {
+        #[command(subcommand)]
+        action: ToolsAction,
+    },
     /// Run lessons on many kernels and both arches; report a table (and JSON, Markdown).
     #[command(after_help = "\
 Examples:
@@ -115,6 +130,20 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         /// shard that never uploaded its report) fails the merge.
         #[arg(long, value_name = "CELLS", value_parser = parse_cells)]
         expect: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolsAction {
+    /// Pin the newest packages of every tool and their dependencies, per Debian release
+    /// (bullseye, bookworm, trixie) and host arch.
+    Update {
+        /// Only these releases (e.g. `bookworm`); default: all three.
+        #[arg(value_name = "RELEASE")]
+        releases: Vec<String>,
+        /// Host architectures (comma-separated); default: both.
+        #[arg(long, value_delimiter = ',', value_parser = parse_arch, value_name = "ARCH,...")]
+        arch: Vec<Arch>,
     },
 }
 

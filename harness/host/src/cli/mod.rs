@@ -6,9 +6,9 @@ use std::process::ExitCode;
 pub mod args;
 
 pub use args::Cli;
-use args::{Command, KernelsAction};
+use args::{Command, KernelsAction, ToolsAction};
 
-use crate::commands::{bench, kernels, lesson, matrix, new};
+use crate::commands::{bench, doctor, kernels, lesson, matrix, new};
 
 impl Cli {
     /// Runs the command; the exit code says whether everything passed.
@@ -30,6 +30,10 @@ impl Cli {
             Command::Kernels {
                 action: Some(KernelsAction::Update { series, arch }),
             } => kernels::update(&series, arch),
+            Command::Doctor => doctor::run(),
+            Command::Tools {
+                action: ToolsAction::Update { releases, arch },
+            } => doctor::update(&releases, &arch),
             Command::Matrix(args) => matrix::run(args),
             Command::MergeReports {
                 reports,

@@ -2,6 +2,7 @@
 //! parsed command here.
 
 pub mod bench;
+pub mod doctor;
 pub mod kernels;
 pub mod lesson;
 pub mod matrix;

@@ -1,14 +1,36 @@
 //! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 
 use crate::arch::Arch;
+use crate::config::Config;
 use crate::digest::sha256_bytes;
 use crate::lessons::Lesson;
-use crate::tools;
+use crate::provision;
+use crate::tools::Program;
+
+/// clang and the include directories the lessons need beyond its defaults (libbpf's
+/// headers, the guest arch's kernel headers), the host's or bpflab's own.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    /// clang.
+    pub clang: Program,
+    /// `-I` directories.
+    pub includes: Vec<PathBuf>,
+}
+
+impl Toolchain {
+    /// The toolchain for `arch`'s lessons: the host's tools where it has them, else those
+    /// bpflab unpacks into its cache.
+    pub fn find(config: &Config, arch: Arch) -> anyhow::Result<Toolchain> {
+        Ok(Toolchain {
+            clang: provision::clang(config)?,
+            includes: provision::include_dirs(config, arch)?,
+        })
+    }
+}
 
 /// A compiled object and the name the lesson loads it by.
 #[derive(Debug, Clone)]
@@ -68,22 +90,13 @@ impl CompileError {
 pub fn compile_lesson(
     lesson: &Lesson,
     arch: Arch,
+    toolchain: &Toolchain,
     out_root: &Path,
 ) -> anyhow::Result<Vec<BpfObject>> {
-    let clang = tools::require("clang", "clang llvm")?;
-    if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
-        bail!("libbpf's headers (bpf/bpf_helpers.h) are missing; install them with: sudo apt-get install libbpf-dev");
-    }
-    if asm_include_dir(arch).is_none() {
-        bail!(
-            "the kernel headers of {arch} (asm/ptrace.h, for pt_regs) are missing; install them with: \
-             sudo apt-get install {}",
-            asm_headers_package(arch)
-        );
-    }
+    let clang = &toolchain.clang;
     let out_dir = out_root.join(arch.name()).join(lesson.dir_name());
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let flags = clang_flags(arch);
+    let flags = clang_flags(arch, &toolchain.includes);
     // A program may live in another lesson's directory (an exercise reusing a lesson's
     // kernel side): hash every directory a program comes from.
     let mut dirs: Vec<PathBuf> = lesson
@@ -94,7 +107,10 @@ pub fn compile_lesson(
     dirs.push(lesson.dir.clone());
     dirs.sort();
     dirs.dedup();
-    let inputs_hash = hash_inputs(&dirs, &flags)?;
+    // The compiler is an input too: another clang may make other code.
+    let mut identity = flags.clone();
+    identity.push(clang.path.display().to_string());
+    let inputs_hash = hash_inputs(&dirs, &identity)?;
     let mut objects = Vec::new();
     for source in &lesson.programs {
         let file = Path::new(source)
@@ -116,7 +132,8 @@ pub fn compile_lesson(
                 .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
             // Run in the lesson's directory, naming the program as the lesson does, so that
             // clang's messages name the file as the learner sees it.
-            let output = Command::new(&clang)
+            let output = clang
+                .command()
                 .current_dir(&lesson.dir)
                 .args(&flags)
                 .arg("-c")
@@ -124,7 +141,7 @@ pub fn compile_lesson(
                 .arg("-o")
                 .arg(partial.path())
                 .output()
-                .with_context(|| format!("running {}", clang.display()))?;
+                .with_context(|| format!("running {}", clang.path.display()))?;
             if !output.status.success() {
                 return Err(CompileError {
                     program: source.clone(),
@@ -144,41 +161,17 @@ pub fn compile_lesson(
     Ok(objects)
 }
 
-/// The flags every lesson is compiled with. `-g` keeps BTF, so the verifier's messages
-/// can quote the C line they are about.
-pub fn clang_flags(arch: Arch) -> Vec<String> {
+/// The flags every lesson is compiled with, `includes` as `-I`. `-g` keeps BTF, so the
+/// verifier's messages can quote the C line they are about.
+pub fn clang_flags(arch: Arch, includes: &[PathBuf]) -> Vec<String> {
     let mut flags: Vec<String> = ["-O2", "-g", "-Wall", "-target", "bpf"]
         .map(String::from)
         .to_vec();
     flags.push(format!("-D{}", arch.bpf_target_define()));
-    if let Some(dir) = asm_include_dir(arch) {
+    for dir in includes {
         flags.push(format!("-I{}", dir.display()));
     }
     flags
-}
-
-/// Where the guest arch's `asm/` headers are. They must be the guest's, not the host's:
-/// libbpf's PT_REGS_* macros read `struct pt_regs` (x86-64) or `struct user_pt_regs`
-/// (arm64) from them. Debian keeps the native arch's in the multiarch directory and
-/// another arch's in a `-cross` package.
-pub fn asm_include_dir(arch: Arch) -> Option<PathBuf> {
-    let triple = arch.gnu_triple();
-    [
-        format!("/usr/include/{triple}"),
-        format!("/usr/{triple}/include"),
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|dir| dir.join("asm/ptrace.h").is_file())
-}
-
-/// The Debian package with an arch's kernel headers.
-fn asm_headers_package(arch: Arch) -> &'static str {
-    match (arch, Arch::host()) {
-        (a, Some(h)) if a == h => "linux-libc-dev",
-        (Arch::X86_64, _) => "linux-libc-dev-amd64-cross",
-        (Arch::Arm64, _) => "linux-libc-dev-arm64-cross",
-    }
 }
 
 /// Hash of everything that affects the objects: the C sources and headers of the
@@ -210,6 +203,15 @@ mod tests {
     #[test]
     fn a_compile_error_shows_clangs_message_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
+        let Some(clang) = crate::tools::which("clang") else {
+            return; // compile_lesson itself says how to install clang; tested in tools
+        };
+        let toolchain = Toolchain {
+            clang: Program::host(clang),
+            includes: provision::spec::asm_include_dir(Arch::X86_64)
+                .into_iter()
+                .collect(),
+        };
         let lesson_dir = dir.path().join("99-broken");
         std::fs::create_dir(&lesson_dir).unwrap();
         std::fs::write(
@@ -232,7 +234,8 @@ mod tests {
             refused_by: Default::default(),
             dir: lesson_dir,
         };
-        let err = compile_lesson(&lesson, Arch::X86_64, &dir.path().join("out")).unwrap_err();
+        let err =
+            compile_lesson(&lesson, Arch::X86_64, &toolchain, &dir.path().join("out")).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("broken.bpf.c:4:"), "{msg}");
         assert!(msg.contains("undeclared_variable"), "{msg}");

@@ -223,6 +223,7 @@ pub fn print_timings(t: &Timings) {
             .unwrap_or_else(|| "-".into())
     };
     eprintln!("timings:");
+    eprintln!("  tools (host or cache)  {}", secs(Some(t.tools)));
     eprintln!("  kernel (fetch/cache)   {}", secs(Some(t.kernel)));
     eprintln!("  build (agent + clang)  {}", secs(Some(t.build)));
     eprintln!("  initramfs              {}", secs(Some(t.initramfs)));

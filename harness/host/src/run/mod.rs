@@ -18,7 +18,7 @@ use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, image::initramfs, interrupt, tools};
+use crate::{image::guest_tools, image::initramfs, interrupt};
 
 mod collector;
 mod request;
@@ -69,6 +69,8 @@ pub struct LessonResult {
 /// Durations of the stages, for `--timings` and the benchmark.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Timings {
+    /// Finding QEMU, clang and the headers (the host's, or unpacked into the cache).
+    pub tools: Duration,
     /// Finding, downloading and unpacking the kernel.
     pub kernel: Duration,
     /// Building the agent and compiling the lessons.
@@ -133,14 +135,13 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let started = Instant::now();
     let mut timings = Timings::default();
     let root = config::source_root();
-    let mut config = Config::load()?;
-    if let Some(dir) = &request.cache_dir {
-        config.cache_dir = dir.clone();
-    }
+    let config = config_for(request)?;
     let catalog = Catalog::load_shipped()?;
     let all_lessons = lessons::discover(&root.join("lessons"))?;
     let selected = stages::select(request, &all_lessons)?;
-    let qemu = tools::require(request.arch.qemu_binary(), request.arch.qemu_package())?;
+    let t = Instant::now();
+    let (qemu, toolchain) = stages::tools(&config, request.arch)?;
+    timings.tools = t.elapsed();
 
     let t = Instant::now();
     let kernel = stages::kernel(request, &catalog, &config)?;
@@ -153,12 +154,10 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         built,
         booted,
         compiled_out,
-    } = stages::build(&root, request.arch, &selected)?;
+    } = stages::build(&root, &toolchain, request.arch, &selected)?;
     timings.build = t.elapsed();
-    progress(Progress::Stage(
-        Stage::Build,
-        build_summary(&booted, &compiled_out),
-    ));
+    let summary = build_summary(&booted, &compiled_out);
+    progress(Progress::Stage(Stage::Build, summary));
     interrupt::check()?;
 
     // The initramfs goes in a temporary directory that also holds the channel FIFOs.
@@ -230,6 +229,15 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         agent_error: collector.agent_error.take(),
         violations: std::mem::take(&mut collector.violations),
     })
+}
+
+/// The user's configuration, with the request's cache directory if it names one.
+fn config_for(request: &RunRequest) -> anyhow::Result<Config> {
+    let mut config = Config::load()?;
+    if let Some(dir) = &request.cache_dir {
+        config.cache_dir = dir.clone();
+    }
+    Ok(config)
 }
 
 /// The result of a run that needed no VM: every lesson's outcome was known before boot.

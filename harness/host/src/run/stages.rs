@@ -97,6 +97,7 @@ pub(super) struct BuildStage<'a> {
 
 pub(super) fn build<'a>(
     root: &Path,
+    toolchain: &bpf::Toolchain,
     arch: Arch,
     selected: &Selected<'a>,
 ) -> anyhow::Result<BuildStage<'a>> {
@@ -112,7 +113,7 @@ pub(super) fn build<'a>(
         compiled_out: Vec::new(),
     };
     for (lesson, parts) in selected {
-        let compiled = bpf::compile_lesson(lesson, arch, &work.join("bpf"));
+        let compiled = bpf::compile_lesson(lesson, arch, toolchain, &work.join("bpf"));
         let compiled = match (lesson.refused_by, compiled) {
             // The mistake as shipped: clang's refusal is its outcome (failed, in clang's
             // words, which `rejected_for` then judges). Fixed, it boots like any other.
@@ -135,6 +136,16 @@ pub(super) fn build<'a>(
         stage.booted.push((*lesson, parts.clone()));
     }
     Ok(stage)
+}
+
+/// QEMU for the guest's arch, and clang with the headers the lessons need: the host's, or
+/// else unpacked into the cache.
+pub(super) fn tools(
+    config: &Config,
+    arch: Arch,
+) -> anyhow::Result<(crate::tools::Program, bpf::Toolchain)> {
+    let qemu = crate::provision::qemu(config, arch)?;
+    Ok((qemu, bpf::Toolchain::find(config, arch)?))
 }
 
 /// QEMU's configuration for this request, with its files in `scratch`.

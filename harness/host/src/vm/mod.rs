@@ -1,11 +1,11 @@
 //! Running one QEMU guest: start it, stream its console and event channel, notice panics,
 //! hangs and Ctrl-C, and make sure it is gone (with nothing left behind) when this returns.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bpflab_protocol::Event;
 
+use crate::tools::Program;
 use crate::vm::qemu::QemuConfig;
 
 pub mod accel;
@@ -88,7 +88,7 @@ pub struct VmOptions {
 /// The channel FIFOs are created at `config.channel_fifo` (`.in`/`.out`); the caller owns
 /// the directory they are in.
 pub fn run(
-    qemu: &Path,
+    qemu: &Program,
     config: &QemuConfig,
     options: VmOptions,
     mut on_line: impl FnMut(VmLine),

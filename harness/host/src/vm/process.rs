@@ -5,11 +5,12 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use anyhow::Context as _;
 
 use super::qemu::QemuConfig;
+use crate::tools::Program;
 
 /// Whether the child exited, without reaping it (its resource usage is read by `reap`).
 pub(super) fn has_exited(child: &Child) -> bool {
@@ -74,8 +75,12 @@ pub(super) fn make_channel_fifos(prefix: &Path) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub(super) fn spawn(qemu: &Path, config: &QemuConfig, interactive: bool) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(qemu);
+pub(super) fn spawn(
+    qemu: &Program,
+    config: &QemuConfig,
+    interactive: bool,
+) -> anyhow::Result<Child> {
+    let mut cmd = qemu.command();
     cmd.args(config.args())
         .stdin(if interactive {
             Stdio::inherit()
@@ -99,7 +104,7 @@ pub(super) fn spawn(qemu: &Path, config: &QemuConfig, interactive: bool) -> anyh
     }
     let child = cmd
         .spawn()
-        .with_context(|| format!("starting {}", qemu.display()))?;
+        .with_context(|| format!("starting {}", qemu.path.display()))?;
     for fd in [
         child.stdout.as_ref().map(|s| s.as_raw_fd()),
         child.stderr.as_ref().map(|s| s.as_raw_fd()),

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
 use super::resolve::resolve;
-pub use super::resolve::{newest, Query};
+pub use super::resolve::{newest, suite_index, Query};
 use crate::config::Config;
 use crate::digest;
 use crate::kernel::apt::{deb, index, mirror::Mirrors};

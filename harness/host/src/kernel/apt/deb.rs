@@ -49,6 +49,27 @@ pub fn extract_within(
     limits: Limits,
     wanted: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut written = Vec::new();
+    let result = with_data(deb, limits, |reader| {
+        extract_tar(reader, out_dir, limits.file, &wanted, &mut written)
+    });
+    if result.is_err() {
+        // A half-written file must not be taken for a whole one.
+        for (_, out) in &written {
+            std::fs::remove_file(out).ok();
+        }
+    }
+    result.map(|()| written)
+}
+
+/// Runs `read` on the decompressed `data.tar` of the package `deb`, capped at
+/// `limits.data` bytes; an error says which package and member it was about, and what
+/// to do when a cap was reached.
+pub fn with_data<T>(
+    deb: &Path,
+    limits: Limits,
+    read: impl FnOnce(&mut dyn Read) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let file = std::fs::File::open(deb).with_context(|| format!("opening {}", deb.display()))?;
     let mut archive = ar::Archive::new(file);
     while let Some(member) = archive.next_entry() {
@@ -67,23 +88,14 @@ pub fn extract_within(
             other => bail!("{}: unsupported data member {other}", deb.display()),
         };
         let what = format!("the {name} of {}, decompressed,", deb.display());
-        let reader = AtMost::new(reader, limits.data, what);
-        let mut written = Vec::new();
-        let result = extract_tar(reader, out_dir, limits.file, &wanted, &mut written);
-        return match result {
-            Ok(()) => Ok(written),
-            Err(e) => {
-                // A half-written file must not be taken for a whole one.
-                for (_, out) in &written {
-                    std::fs::remove_file(out).ok();
-                }
-                let e = match limits::exceeded(&e) {
-                    Some(too_large) => anyhow::anyhow!("{too_large}: {}", limits::TOO_LARGE_HINT),
-                    None => e,
-                };
-                Err(e.context(format!("unpacking {name} of {}", deb.display())))
-            }
-        };
+        let mut reader = AtMost::new(reader, limits.data, what);
+        return read(&mut reader).map_err(|e| {
+            let e = match limits::exceeded(&e) {
+                Some(too_large) => anyhow::anyhow!("{too_large}: {}", limits::TOO_LARGE_HINT),
+                None => e,
+            };
+            e.context(format!("unpacking {name} of {}", deb.display()))
+        });
     }
     bail!(
         "{} has no data.tar member: not a Debian package?",

@@ -154,6 +154,19 @@ pub struct Package {
 /// Parses a `Packages` file, keeping the packages whose name `keep` accepts (the files
 /// are large: most stanzas are skipped without being collected).
 pub fn parse_packages(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Package> {
+    parse_packages_with(text, keep, &[])
+        .into_iter()
+        .map(|(package, _)| package)
+        .collect()
+}
+
+/// [`parse_packages`], with the values of other fields of each kept stanza too
+/// (`Depends`, `Provides`), in the order of `fields`; a field a stanza lacks is `None`.
+pub fn parse_packages_with(
+    text: &str,
+    keep: impl Fn(&str) -> bool,
+    fields: &[&str],
+) -> Vec<(Package, Vec<Option<String>>)> {
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
         let field = |key: &str| {
@@ -178,13 +191,15 @@ pub fn parse_packages(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Package> {
             continue;
         };
         let Ok(size) = size.parse() else { continue };
-        out.push(Package {
+        let extra = fields.iter().map(|f| field(f)).collect();
+        let package = Package {
             name,
             version,
             filename,
             size,
             sha256: sha256.to_ascii_lowercase(),
-        });
+        };
+        out.push((package, extra));
     }
     out
 }

@@ -11,5 +11,6 @@ pub mod mirror;
 mod resolve;
 pub mod signature;
 pub mod sources;
+pub mod tree;
 
 pub use distribution::Distribution;

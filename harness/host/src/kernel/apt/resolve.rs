@@ -116,21 +116,29 @@ fn suite_packages(
     query: &Query<'_>,
     config: &Config,
 ) -> anyhow::Result<Vec<index::Package>> {
-    let deb_arch = query.arch.debian_arch();
+    let text = suite_index(http, base, suite, query.arch, query.distribution, config)?;
+    Ok(index::parse_packages(&text, |name| {
+        query.pattern.is_match(name)
+    }))
+}
+
+/// The text of one suite's `main/binary-<arch>/Packages.xz` at `base`, read only through
+/// a chain of hashes from its verified `InRelease`, and cached by content hash.
+pub fn suite_index(
+    http: &ureq::Agent,
+    base: &str,
+    suite: &str,
+    arch: Arch,
+    distribution: Distribution,
+    config: &Config,
+) -> anyhow::Result<String> {
+    let deb_arch = arch.debian_arch();
     let release = fetch::fetch_text(http, &format!("{base}/dists/{suite}/InRelease"))?;
     // Only what the signature covers is read from here on.
-    let signed = signature::verify_inrelease(
-        &release,
-        &format!("{}'s InRelease", suite),
-        query.distribution,
-    )?;
+    let signed =
+        signature::verify_inrelease(&release, &format!("{}'s InRelease", suite), distribution)?;
     let release = index::Release::parse(&signed)?;
-    release.check(
-        suite,
-        now_secs(),
-        index::allow_expired(),
-        query.distribution,
-    )?;
+    release.check(suite, now_secs(), index::allow_expired(), distribution)?;
     let hashes = release.sha256;
     let rel_path = format!("main/binary-{deb_arch}/Packages.xz");
     let entry = hashes
@@ -154,8 +162,5 @@ fn suite_packages(
         )?;
     }
     // Capped: an index that decompresses to GiBs is refused, not read into memory.
-    let text = fetch::limits::xz_text(&cached, fetch::limits::MAX_PACKAGES_INDEX)?;
-    Ok(index::parse_packages(&text, |name| {
-        query.pattern.is_match(name)
-    }))
+    fetch::limits::xz_text(&cached, fetch::limits::MAX_PACKAGES_INDEX)
 }
