@@ -7,6 +7,7 @@ pub mod build;
 pub mod catalog;
 pub mod check;
 pub mod pins;
+pub mod pvh;
 pub mod update;
 pub mod version;
 
@@ -206,12 +207,24 @@ fn obtain_series(
             .contains_key("config")
             .then(|| dir.join("config")),
     };
-    let image = dir.join("vmlinuz");
+    let bzimage = dir.join("vmlinuz");
+    let version =
+        KernelVersion::of_image(&bzimage).or_else(|| KernelVersion::parse(&series.series));
+    // x86-64 kernels with PVH boot faster from their uncompressed vmlinux.
+    let pvh = match arch {
+        Arch::X86_64 => pvh::vmlinux(
+            &bzimage,
+            &record.files["vmlinuz"],
+            kernel_config.as_deref(),
+            &dir,
+        )?,
+        Arch::Arm64 => None,
+    };
     Ok(KernelImage {
         series: series.series.clone(),
         arch,
-        version: KernelVersion::of_image(&image).or_else(|| KernelVersion::parse(&series.series)),
-        image,
+        version,
+        image: pvh.unwrap_or(bzimage),
         config: kernel_config,
         btf: None,
         origin: format!(

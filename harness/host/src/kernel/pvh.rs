@@ -1,0 +1,326 @@
+//! The uncompressed `vmlinux` inside a distribution's x86-64 `bzImage`, for PVH boot.
+//!
+//! QEMU boots an x86-64 ELF `vmlinux` that carries a PVH entry note (`CONFIG_PVH=y`,
+//! which Debian and Ubuntu set from 5.0) straight into the kernel at its 32-bit entry:
+//! no real-mode setup code, no decompressor copying and unpacking tens of megabytes under
+//! emulation. A `bzImage` holds exactly that ELF, compressed, as its payload; this module
+//! takes it out, once, when the kernel is cached. The bzImage it comes from was checked
+//! against the archive's signed hash, and what comes out must be an ELF with the PVH note
+//! or it is not used.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context as _};
+
+use crate::digest;
+
+/// No kernel this side of absurd unpacks to more (Debian's 6.1 is about 60 MiB).
+const MAX_VMLINUX: usize = 512 << 20;
+
+/// The ELF note type of the PVH entry point (`XEN_ELFNOTE_PHYS32_ENTRY`), under the name
+/// "Xen".
+const PVH_NOTE: u32 = 18;
+
+/// What `vmlinux.json` beside a derived vmlinux says: which bzImage it came from, and its
+/// own hash, so that a damaged one is derived again, never booted; and the file's size,
+/// modification time and inode when it was written, so that a run need not hash its tens
+/// of megabytes again while nothing has touched it (as git trusts its index).
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+struct Derived {
+    from_sha256: String,
+    sha256: String,
+    stat: Option<Fingerprint>,
+}
+
+/// A file's size, modification time (ns) and inode: any write or replacement changes it.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Clone, Copy)]
+struct Fingerprint(u64, i128, u64);
+
+impl Fingerprint {
+    fn of(path: &Path) -> Option<Fingerprint> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).ok()?;
+        let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        Some(Fingerprint(m.len(), mtime, m.ino()))
+    }
+}
+
+/// The PVH-bootable vmlinux of `bzimage` (whose SHA-256 is `bzimage_sha256`), kept in
+/// `dir`: derived now if it is not there, or not intact, or of another bzImage. `None`
+/// when the kernel cannot boot that way (no `CONFIG_PVH`, or a payload that is not a PVH
+/// ELF), and the bzImage is booted as before.
+pub fn vmlinux(
+    bzimage: &Path,
+    bzimage_sha256: &str,
+    config: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    let has_pvh = config
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .is_some_and(|text| text.lines().any(|l| l == "CONFIG_PVH=y"));
+    if !has_pvh {
+        return Ok(None);
+    }
+    let out = dir.join("vmlinux");
+    let stamp = dir.join("vmlinux.json");
+    let recorded: Option<Derived> = std::fs::read(&stamp)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(r) = recorded.filter(|r| r.from_sha256 == bzimage_sha256) {
+        let untouched = r.stat.is_some() && r.stat == Fingerprint::of(&out);
+        if untouched || digest::sha256_file(&out).ok().as_deref() == Some(r.sha256.as_str()) {
+            return Ok(Some(out));
+        }
+    }
+    let image = std::fs::read(bzimage).with_context(|| format!("reading {}", bzimage.display()))?;
+    let elf = match payload(&image).and_then(decompress) {
+        Ok(elf) if has_pvh_note(&elf) => elf,
+        // Not what a PVH boot needs: boot the bzImage, as any kernel without PVH.
+        _ => return Ok(None),
+    };
+    let partial = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::fs::write(partial.path(), &elf)?;
+    partial
+        .persist(&out)
+        .with_context(|| format!("moving {} into place", out.display()))?;
+    let derived = Derived {
+        from_sha256: bzimage_sha256.to_string(),
+        sha256: digest::sha256_bytes(&elf),
+        stat: Fingerprint::of(&out),
+    };
+    // Written whole, by a rename, like the vmlinux: another run may be reading it.
+    let partial = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(partial.path(), serde_json::to_vec_pretty(&derived)?)?;
+    partial
+        .persist(&stamp)
+        .with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(Some(out))
+}
+
+/// The compressed kernel inside a bzImage: `payload_offset` and `payload_length` of the
+/// boot protocol (2.08+), from the start of the protected-mode code, which follows the
+/// `setup_sects` 512-byte sectors of setup code and the boot sector.
+fn payload(image: &[u8]) -> anyhow::Result<&[u8]> {
+    ensure!(image.get(0x202..0x206) == Some(b"HdrS"), "not a bzImage");
+    let u32_at = |at: usize| -> anyhow::Result<usize> {
+        let bytes = image.get(at..at + 4).context("bzImage header cut short")?;
+        Ok(u32::from_le_bytes(bytes.try_into()?) as usize)
+    };
+    let setup_sects = match image[0x1f1] {
+        0 => 4,
+        n => n as usize,
+    };
+    let start = (setup_sects + 1) * 512 + u32_at(0x248)?;
+    let length = u32_at(0x24c)?;
+    image
+        .get(start..start + length)
+        .context("the bzImage's payload lies outside it")
+}
+
+/// Unpacks a kernel payload by its magic. Kbuild appends the unpacked size, 4 bytes
+/// little-endian, after every compressor's stream.
+fn decompress(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    ensure!(payload.len() > 8, "empty payload");
+    let (stream, size) = payload.split_at(payload.len() - 4);
+    let size = u32::from_le_bytes(size.try_into()?) as usize;
+    ensure!(
+        size <= MAX_VMLINUX,
+        "the payload claims {size} bytes unpacked"
+    );
+    let mut out = Vec::with_capacity(size);
+    match stream {
+        [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(&stream[4..], size)?,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => out = zstd::bulk::decompress(stream, size)?,
+        [0x1f, 0x8b, ..] => bounded(flate2::read::GzDecoder::new(stream), &mut out)?,
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
+            bounded(xz2::read::XzDecoder::new(stream), &mut out)?
+        }
+        [b'B', b'Z', b'h', ..] => bounded(bzip2::read::BzDecoder::new(stream), &mut out)?,
+        _ => bail!("a payload compressed in a way bpflab does not unpack"),
+    }
+    ensure!(
+        out.len() == size,
+        "unpacked {} bytes, not {size}",
+        out.len()
+    );
+    Ok(out)
+}
+
+fn bounded(reader: impl std::io::Read, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    reader.take(MAX_VMLINUX as u64 + 1).read_to_end(out)?;
+    ensure!(out.len() <= MAX_VMLINUX, "the payload unpacks to too much");
+    Ok(())
+}
+
+/// `lz4 -l`'s legacy frame, as Kbuild writes it: after the magic, blocks of at most 8 MiB
+/// unpacked, each a 4-byte little-endian length and an LZ4 block.
+fn lz4_legacy(mut stream: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
+    const BLOCK: usize = 8 << 20;
+    let mut out = vec![0u8; size];
+    let mut filled = 0;
+    while stream.len() >= 4 && filled < size {
+        let (len, rest) = stream.split_at(4);
+        let len = u32::from_le_bytes(len.try_into()?) as usize;
+        let block = rest.get(..len).context("an LZ4 block cut short")?;
+        let room = (size - filled).min(BLOCK);
+        filled += lz4_flex::block::decompress_into(block, &mut out[filled..filled + room])
+            .map_err(|e| anyhow::anyhow!("an LZ4 block does not unpack: {e}"))?;
+        stream = &rest[len..];
+    }
+    out.truncate(filled);
+    Ok(out)
+}
+
+/// Whether `elf` is a 64-bit little-endian ELF with a PVH entry note in a `PT_NOTE`
+/// segment.
+fn has_pvh_note(elf: &[u8]) -> bool {
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        elf.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| {
+        elf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    (0..phnum as usize).any(|i| {
+        let ph = phoff as usize + i * phentsize as usize;
+        let (Some(4), Some(offset), Some(size)) = (u32_at(ph), u64_at(ph + 8), u64_at(ph + 32))
+        else {
+            return false;
+        };
+        notes(elf, offset as usize, size as usize)
+            .any(|(name, kind)| name == b"Xen\0" && kind == PVH_NOTE)
+    })
+}
+
+/// The (name, type) of each note in `elf[offset..offset + size]`.
+fn notes(elf: &[u8], offset: usize, size: usize) -> impl Iterator<Item = (&[u8], u32)> {
+    let area = elf.get(offset..offset.saturating_add(size)).unwrap_or(&[]);
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let word = |i: usize| {
+            area.get(i..i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let (namesz, descsz, kind) = (word(at)?, word(at + 4)?, word(at + 8)?);
+        let name = area.get(at + 12..at + 12 + namesz)?;
+        at += 12 + namesz.div_ceil(4) * 4 + descsz.div_ceil(4) * 4;
+        Some((name, kind as u32))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with one PT_NOTE segment holding one note.
+    fn elf_with_note(name: &[u8], kind: u32) -> Vec<u8> {
+        let mut elf = vec![0u8; 0x40 + 0x38];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        let note_at = elf.len() as u64;
+        let mut note = Vec::new();
+        note.extend((name.len() as u32).to_le_bytes());
+        note.extend(4u32.to_le_bytes());
+        note.extend(kind.to_le_bytes());
+        note.extend(name);
+        note.resize(note.len().div_ceil(4) * 4, 0);
+        note.extend([0u8; 4]);
+        let ph = 0x40;
+        elf[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes());
+        elf[ph + 8..ph + 16].copy_from_slice(&note_at.to_le_bytes());
+        elf[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        elf.extend(note);
+        elf
+    }
+
+    /// A bzImage-shaped file whose payload is `payload` plus Kbuild's size trailer.
+    fn bzimage(payload: &[u8], unpacked: usize) -> Vec<u8> {
+        let mut image = vec![0u8; 5 * 512];
+        image[0x1f1] = 4;
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        image[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
+        let length = payload.len() as u32 + 4;
+        image[0x24c..0x250].copy_from_slice(&length.to_le_bytes());
+        image.extend([0u8; 16]);
+        image.extend(payload);
+        image.extend((unpacked as u32).to_le_bytes());
+        image
+    }
+
+    #[test]
+    fn a_pvh_note_is_found_and_another_note_is_not_one() {
+        assert!(has_pvh_note(&elf_with_note(b"Xen\0", PVH_NOTE)));
+        assert!(!has_pvh_note(&elf_with_note(b"Xen\0", 6)));
+        assert!(!has_pvh_note(&elf_with_note(b"GNU\0", PVH_NOTE)));
+        assert!(!has_pvh_note(b"\x7fELF\x02\x01"));
+    }
+
+    #[test]
+    fn lz4_and_zstd_payloads_unpack_to_the_elf() {
+        let elf = elf_with_note(b"Xen\0", PVH_NOTE);
+        let block = lz4_flex::block::compress(&elf);
+        let mut lz4 = vec![0x02, 0x21, 0x4c, 0x18];
+        lz4.extend((block.len() as u32).to_le_bytes());
+        lz4.extend(block);
+        let zstd = zstd::bulk::compress(&elf, 3).unwrap();
+        for stream in [lz4, zstd] {
+            let image = bzimage(&stream, elf.len());
+            assert_eq!(decompress(payload(&image).unwrap()).unwrap(), elf);
+        }
+    }
+
+    #[test]
+    fn the_vmlinux_is_derived_once_and_again_when_damaged() {
+        let elf = elf_with_note(b"Xen\0", PVH_NOTE);
+        let image = bzimage(&zstd::bulk::compress(&elf, 3).unwrap(), elf.len());
+        let dir = tempfile::tempdir().unwrap();
+        let (bz, config) = (dir.path().join("vmlinuz"), dir.path().join("config"));
+        std::fs::write(&bz, &image).unwrap();
+        std::fs::write(&config, "CONFIG_PVH=y\n").unwrap();
+        let out = vmlinux(&bz, "aa", Some(&config), dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), elf);
+        std::fs::write(&out, b"damaged").unwrap();
+        let again = vmlinux(&bz, "aa", Some(&config), dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(again).unwrap(), elf);
+        // Without CONFIG_PVH, or with a payload that is no PVH ELF, the bzImage boots.
+        std::fs::write(&config, "# CONFIG_PVH is not set\n").unwrap();
+        assert_eq!(vmlinux(&bz, "aa", Some(&config), dir.path()).unwrap(), None);
+        std::fs::write(&config, "CONFIG_PVH=y\n").unwrap();
+        std::fs::write(
+            &bz,
+            bzimage(&zstd::bulk::compress(b"not elf at all", 3).unwrap(), 14),
+        )
+        .unwrap();
+        assert_eq!(vmlinux(&bz, "bb", Some(&config), dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_hostile_header_is_an_error_not_a_panic() {
+        let mut image = bzimage(b"xxxxxxxxxx", 10);
+        image[0x24c..0x250].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(payload(&image).is_err());
+        assert!(decompress(&[0x02, 0x21, 0x4c, 0x18, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0]).is_err());
+        assert!(decompress(&[0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]).is_err());
+    }
+}
