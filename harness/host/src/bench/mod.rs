@@ -5,6 +5,7 @@
 //! reported once. The machine may be noisy: read medians, and compare runs made side by
 //! side, not absolute numbers from different days.
 
+pub mod floor;
 pub mod peers;
 
 use std::time::Duration;
@@ -58,6 +59,9 @@ pub struct BenchReport {
     pub warm: Vec<Sample>,
     /// The cold run, if made.
     pub cold: Option<Sample>,
+    /// The floor, one bare boot after each warm run: QEMU start → gone, same image and
+    /// flags, an init that powers off at once ([`floor`]).
+    pub floor: Vec<f64>,
 }
 
 /// Measures one run of `request`.
@@ -131,6 +135,9 @@ pub fn table(report: &BenchReport) -> String {
             "| {name} | {median:.2}s | {min:.2}–{max:.2}s | {cold} |\n"
         ));
     }
+    if !report.floor.is_empty() {
+        out.push_str(&floor_rows(report));
+    }
     let mut rss: Vec<u64> = report.warm.iter().map(|s| s.qemu_rss_kib).collect();
     rss.sort_unstable();
     out.push_str(&format!(
@@ -138,6 +145,26 @@ pub fn table(report: &BenchReport) -> String {
         rss.get(rss.len() / 2).copied().unwrap_or(0) / 1024
     ));
     out
+}
+
+/// The floor's row, and bpflab's total over it: the median of the ratios of each warm run
+/// and the bare boot made right after it (pairs share whatever the machine was doing).
+fn floor_rows(report: &BenchReport) -> String {
+    let mut floor = report.floor.clone();
+    floor.sort_by(f64::total_cmp);
+    let median = peers::median(floor.clone()).unwrap_or(f64::NAN);
+    let (min, max) = (floor[0], floor[floor.len() - 1]);
+    let ratios: Vec<f64> = report
+        .warm
+        .iter()
+        .zip(&report.floor)
+        .map(|(w, f)| w.total / f)
+        .collect();
+    let ratio = peers::median(ratios).unwrap_or(f64::NAN);
+    format!(
+        "| floor: bare boot, same image and flags | {median:.2}s | {min:.2}–{max:.2}s | |\n\
+         | bpflab / floor (paired) | {ratio:.2} | | |\n"
+    )
 }
 
 #[cfg(test)]
@@ -170,6 +197,7 @@ mod tests {
             initramfs_bytes: 1 << 20,
             warm: vec![sample(4.0), sample(3.0), sample(5.0)],
             cold: Some(sample(20.0)),
+            floor: vec![2.0, 2.5, 2.0],
         };
         let t = table(&report);
         assert!(
@@ -177,6 +205,12 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("| QEMU peak RSS | 200 MiB |"), "{t}");
+        assert!(
+            t.contains("| floor: bare boot, same image and flags | 2.00s | 2.00–2.50s | |"),
+            "{t}"
+        );
+        // Pairs 4/2, 3/2.5, 5/2: the median ratio is 2.
+        assert!(t.contains("| bpflab / floor (paired) | 2.00 |"), "{t}");
         assert!(
             t.contains("kernel image 8192 KiB, initramfs 1024 KiB, 3 warm runs"),
             "{t}"

@@ -25,10 +25,15 @@ pub fn run(
     term::status("warming up (fetches and builds whatever is not cached yet)");
     let (_, first) = crate::bench::sample(&request)?;
     let mut warm = Vec::new();
+    let mut floor = Vec::new();
     for i in 0..runs {
         crate::interrupt::check()?;
-        term::status(format!("warm run {}/{runs}", i + 1));
+        term::status(format!(
+            "warm run {}/{runs}, then the floor (a bare boot)",
+            i + 1
+        ));
         warm.push(crate::bench::sample(&request)?.0);
+        floor.push(crate::bench::floor::time(&request, &first)?);
     }
     let cold = match cold {
         false => None,
@@ -53,6 +58,7 @@ pub fn run(
         initramfs_bytes: first.initramfs_bytes,
         warm,
         cold,
+        floor,
     };
     println!("{}", crate::bench::table(&report));
     let path = config::work_dir().join("bench.json");

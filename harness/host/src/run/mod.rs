@@ -231,6 +231,17 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     })
 }
 
+/// QEMU's configuration for `request` on `kernel`, with its files in `scratch`: what
+/// [`run`] boots with (the benchmark's floor boots the same).
+pub fn qemu_config(
+    request: &RunRequest,
+    accel: &AccelChoice,
+    kernel: &KernelImage,
+    scratch: &std::path::Path,
+) -> crate::vm::qemu::QemuConfig {
+    stages::qemu_config(request, accel, kernel, scratch)
+}
+
 /// The user's configuration, with the request's cache directory if it names one.
 fn config_for(request: &RunRequest) -> anyhow::Result<Config> {
     let mut config = Config::load()?;

@@ -16,7 +16,7 @@ use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelImage, KernelSpec};
 use crate::lessons::{self, Lesson, RefusedBy};
 use crate::vm::accel::{self, AccelChoice};
-use crate::vm::qemu::{Machine, QemuConfig};
+use crate::vm::qemu::{Init, Machine, QemuConfig};
 
 /// A lesson to run, with the parts asked for (empty: all).
 pub(super) type Selected<'a> = Vec<(&'a Lesson, Vec<String>)>;
@@ -168,6 +168,7 @@ pub(super) fn qemu_config(
         tsc_khz: accel::host_cpu_khz(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()),
         verbose_kernel: request.verbose_kernel,
         cpu: request.cpu.clone(),
+        init: Init::Agent,
     }
 }
 

@@ -81,6 +81,19 @@ pub struct QemuConfig {
     /// QEMU CPU model instead of the default (`host` with KVM; QEMU's default on x86-64
     /// and `cortex-a57` on arm64 under TCG).
     pub cpu: Option<String>,
+    /// What the kernel starts as its first process.
+    pub init: Init,
+}
+
+/// The guest's first process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// bpflab's agent, `/init`.
+    #[default]
+    Agent,
+    /// busybox's `poweroff -f`: the guest does nothing and powers off, so a boot with
+    /// it is the floor any run on this kernel and these flags stands on (`bpflab bench`).
+    PowerOff,
 }
 
 impl QemuConfig {
@@ -99,9 +112,14 @@ impl QemuConfig {
             Arch::X86_64 => "ttyS0",
             Arch::Arm64 => "ttyAMA0",
         };
+        let rdinit = match self.init {
+            Init::Agent => "rdinit=/init",
+            // busybox runs the applet its name says.
+            Init::PowerOff => "rdinit=/bin/poweroff",
+        };
         let mut args = vec![
             format!("console={console}"),
-            "rdinit=/init".into(),
+            rdinit.into(),
             // Reboot at once on panic; with -no-reboot QEMU then exits.
             "panic=-1".into(),
             // An oops in a probe should end the run, not leave a half-working guest.
@@ -119,6 +137,12 @@ impl QemuConfig {
                     args.push(format!("tsc_early_khz={khz}"));
                 }
             }
+        }
+        if self.init == Init::PowerOff {
+            // After `--`, the kernel passes the words to init as its arguments (with any
+            // parameter it does not know itself: `nokaslr` under PVH, which poweroff
+            // ignores).
+            args.extend(["--", "-f"].map(String::from));
         }
         args.join(" ")
     }
@@ -208,6 +232,7 @@ mod tests {
             initrd: "/t/initrd".into(),
             memory_mib: 512,
             channel_fifo: "/t/channel".into(),
+            init: Init::Agent,
             tsc_khz: Some(2445404),
             verbose_kernel: false,
             cpu: None,
