@@ -25,6 +25,28 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// What a file's metadata says about it: size, inode, and modification and change times
+/// (ns). Any write, truncation or replacement changes it, and the change time cannot be
+/// set back: a file whose fingerprint is as recorded when it was checked need not be
+/// hashed again, as git trusts its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint(u64, u64, i128, i128);
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path`, if it can be read.
+    pub fn of(path: &Path) -> Option<Fingerprint> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(Fingerprint(
+            m.len(),
+            m.ino(),
+            ns(m.mtime(), m.mtime_nsec()),
+            ns(m.ctime(), m.ctime_nsec()),
+        ))
+    }
+}
+
 /// SHA-256 of bytes, lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

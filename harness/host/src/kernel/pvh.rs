@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context as _};
 
-use crate::digest;
+use crate::digest::{self, Fingerprint};
 
 /// No kernel this side of absurd unpacks to more (Debian's 6.1 is about 60 MiB).
 const MAX_VMLINUX: usize = 512 << 20;
@@ -23,27 +23,14 @@ const MAX_VMLINUX: usize = 512 << 20;
 const PVH_NOTE: u32 = 18;
 
 /// What `vmlinux.json` beside a derived vmlinux says: which bzImage it came from, and its
-/// own hash, so that a damaged one is derived again, never booted; and the file's size,
-/// modification time and inode when it was written, so that a run need not hash its tens
-/// of megabytes again while nothing has touched it (as git trusts its index).
+/// own hash, so that a damaged one is derived again, never booted; and the file's
+/// fingerprint when it was written, so that a run need not hash its tens of megabytes
+/// again while nothing has touched it.
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 struct Derived {
     from_sha256: String,
     sha256: String,
     stat: Option<Fingerprint>,
-}
-
-/// A file's size, modification time (ns) and inode: any write or replacement changes it.
-#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Clone, Copy)]
-struct Fingerprint(u64, i128, u64);
-
-impl Fingerprint {
-    fn of(path: &Path) -> Option<Fingerprint> {
-        use std::os::unix::fs::MetadataExt as _;
-        let m = std::fs::metadata(path).ok()?;
-        let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-        Some(Fingerprint(m.len(), mtime, m.ino()))
-    }
 }
 
 /// The PVH-bootable vmlinux of `bzimage` (whose SHA-256 is `bzimage_sha256`), kept in
@@ -68,8 +55,14 @@ pub fn vmlinux(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(r) = recorded.filter(|r| r.from_sha256 == bzimage_sha256) {
-        let untouched = r.stat.is_some() && r.stat == Fingerprint::of(&out);
-        if untouched || digest::sha256_file(&out).ok().as_deref() == Some(r.sha256.as_str()) {
+        let now = Fingerprint::of(&out);
+        if now.is_some() && r.stat == now {
+            return Ok(Some(out));
+        }
+        if digest::sha256_file(&out).ok().as_deref() == Some(r.sha256.as_str()) {
+            // Intact: remember its fingerprint, so the next run need not hash it.
+            let r = Derived { stat: now, ..r };
+            write_stamp(&stamp, &r, dir)?;
             return Ok(Some(out));
         }
     }
@@ -90,13 +83,19 @@ pub fn vmlinux(
         sha256: digest::sha256_bytes(&elf),
         stat: Fingerprint::of(&out),
     };
-    // Written whole, by a rename, like the vmlinux: another run may be reading it.
-    let partial = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(partial.path(), serde_json::to_vec_pretty(&derived)?)?;
-    partial
-        .persist(&stamp)
-        .with_context(|| format!("writing {}", stamp.display()))?;
+    write_stamp(&stamp, &derived, dir)?;
     Ok(Some(out))
+}
+
+/// Writes `vmlinux.json` whole, by a rename, like the vmlinux: another run may be reading
+/// it.
+fn write_stamp(stamp: &Path, derived: &Derived, dir: &Path) -> anyhow::Result<()> {
+    let partial = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(partial.path(), serde_json::to_vec_pretty(derived)?)?;
+    partial
+        .persist(stamp)
+        .with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(())
 }
 
 /// The compressed kernel inside a bzImage: `payload_offset` and `payload_length` of the

@@ -29,13 +29,17 @@ impl KernelVersion {
         // The banner of an uncompressed kernel is in its read-only data, a few MiB in; no
         // kernel bpflab boots is larger than this.
         const MOST: u64 = 128 << 20;
+        // A bzImage says it in its header, within the first 64 KiB (`kernel_version` is a
+        // 16-bit offset): read the rest only for a banner.
+        const HEADER: u64 = 64 << 10;
+        let mut file = std::fs::File::open(path).ok()?;
         let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .ok()?
-            .take(MOST)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        KernelVersion::from_bzimage(&bytes).or_else(|| KernelVersion::from_banner(&bytes))
+        (&mut file).take(HEADER).read_to_end(&mut bytes).ok()?;
+        if let Some(version) = KernelVersion::from_bzimage(&bytes) {
+            return Some(version);
+        }
+        file.take(MOST - HEADER).read_to_end(&mut bytes).ok()?;
+        KernelVersion::from_banner(&bytes)
     }
 
     /// From an x86 bzImage's boot header (the Linux boot protocol, 2.00 and later):

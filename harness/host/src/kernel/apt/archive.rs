@@ -27,6 +27,10 @@ pub struct Record {
     pub suite: String,
     /// Unpacked file name → its SHA-256, to detect a damaged cache entry.
     pub files: BTreeMap<String, String>,
+    /// Unpacked file name → its fingerprint when its hash was checked: while it is
+    /// unchanged, a run need not hash the file again (a kernel is tens of megabytes).
+    #[serde(default)]
+    pub checked: BTreeMap<String, digest::Fingerprint>,
 }
 
 /// Reads the record of a cache directory, if it holds a complete entry.
@@ -72,18 +76,24 @@ pub fn obtain(
     let unpacked = deb::extract(&deb_path, staging.path(), pick)?;
     std::fs::remove_file(&deb_path).ok();
     let mut files = BTreeMap::new();
+    let mut checked = BTreeMap::new();
     for (_, out) in &unpacked {
         let file = out
             .file_name()
             .context("unpacked files have names")?
             .to_string_lossy()
             .into_owned();
-        files.insert(file, digest::sha256_file(out)?);
+        files.insert(file.clone(), digest::sha256_file(out)?);
+        // Renaming the staging directory into place keeps the files' fingerprints.
+        if let Some(fingerprint) = digest::Fingerprint::of(out) {
+            checked.insert(file, fingerprint);
+        }
     }
     let record = Record {
         package,
         suite,
         files,
+        checked,
     };
     std::fs::write(
         staging.path().join("record.json"),
@@ -198,20 +208,43 @@ fn download_first(
     Ok(None)
 }
 
-/// The record of `dir` if every file it lists is there with its recorded hash.
+/// The record of `dir` if every file it lists is there with its recorded hash. A file
+/// whose fingerprint is as recorded is not hashed again; one that had to be hashed, and
+/// matched, gets its fingerprint recorded (the caller holds the entry's lock).
 fn intact(dir: &Path) -> Option<Record> {
-    let record = record(dir)?;
-    let damaged = record.files.iter().any(|(file, sha)| {
-        digest::sha256_file(&dir.join(file)).ok().as_deref() != Some(sha.as_str())
-    });
-    if damaged {
-        term::status(format!(
-            "the cache entry {} is damaged (a file's hash no longer matches); fetching it again",
-            dir.display()
-        ));
-        return None;
+    let mut record = record(dir)?;
+    let mut rechecked = false;
+    for (file, sha) in &record.files {
+        let path = dir.join(file);
+        let now = digest::Fingerprint::of(&path);
+        if now.is_some() && record.checked.get(file) == now.as_ref() {
+            continue;
+        }
+        if digest::sha256_file(&path).ok().as_deref() != Some(sha.as_str()) {
+            term::status(format!(
+                "the cache entry {} is damaged (a file's hash no longer matches); fetching it again",
+                dir.display()
+            ));
+            return None;
+        }
+        if let Some(now) = now {
+            record.checked.insert(file.clone(), now);
+            rechecked = true;
+        }
+    }
+    if rechecked {
+        // Best effort: without it, the next run hashes the files again.
+        let _ = write_record(dir, &record);
     }
     Some(record)
+}
+
+/// Writes `record.json` whole, by a rename: a reader sees the old record or the new one.
+fn write_record(dir: &Path, record: &Record) -> anyhow::Result<()> {
+    let partial = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(partial.path(), serde_json::to_vec_pretty(record)?)?;
+    partial.persist(dir.join("record.json"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +265,10 @@ mod tests {
             },
             suite: "stable".into(),
             files: BTreeMap::from([("vmlinuz".to_string(), digest::sha256_bytes(b"kernel"))]),
+            checked: BTreeMap::from([(
+                "vmlinuz".to_string(),
+                digest::Fingerprint::of(&dir.path().join("vmlinuz")).unwrap(),
+            )]),
         };
         std::fs::write(
             dir.path().join("record.json"),
@@ -239,7 +276,8 @@ mod tests {
         )
         .unwrap();
         assert!(intact(dir.path()).is_some());
-        // A bit flipped on disk: the recorded hash no longer matches, the entry is refetched.
+        // A bit flipped on disk: the file's fingerprint changed (its change time, at
+        // least), so it is hashed, and the hash no longer matches: the entry is refetched.
         std::fs::write(dir.path().join("vmlinuz"), b"kernal").unwrap();
         assert!(intact(dir.path()).is_none());
         // A missing file, or no record (an interrupted fetch), is not an entry either.
