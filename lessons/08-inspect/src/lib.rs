@@ -122,7 +122,9 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 /// made by writing to it. aya made its probe with perf_event_open(2) (the kprobe PMU,
 /// Linux 4.17 and later): in the first, not the second, until one is made by hand.
 /// `kprobes/list` names each probe by its address's symbol, which need not be the name
-/// it was asked for (an alias at the same address), so its lines are found by address.
+/// it was asked for (an alias at the same address), so its lines are found by address:
+/// the function's, or just past its first instruction (`endbr64`, where the kernel is
+/// built for x86's indirect branch tracking).
 fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     let tracefs = TRACEFS
         .iter()
@@ -131,8 +133,8 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     let events = format!("{tracefs}/kprobe_events");
     let address = address_of(target)?;
     lab.print(format!("$ grep ' {target}$' /proc/kallsyms"));
-    lab.print(format!("{address} T {target}"));
-    let listed = show_file(lab, KPROBES_LIST, Some(&address))?;
+    lab.print(format!("{address:016x} T {target}"));
+    let listed = show_file(lab, KPROBES_LIST, Some(address))?;
     ensure!(
         listed == 1,
         "{KPROBES_LIST} lists {listed} probes on {target}, not aya's one"
@@ -145,7 +147,7 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     lab.print(format!("$ echo '{probe}' >> {events}"));
     append(&events, &probe)?;
     let by_hand = show_file(lab, &events, None);
-    let listed = show_file(lab, KPROBES_LIST, Some(&address));
+    let listed = show_file(lab, KPROBES_LIST, Some(address));
     append(&events, "-:bpflab_by_hand")?;
     ensure!(
         by_hand? == 1,
@@ -158,16 +160,24 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The address of the kernel symbol `name`, as `/proc/kallsyms` writes it.
-fn address_of(name: &str) -> anyhow::Result<String> {
+/// The address of the kernel symbol `name`, from `/proc/kallsyms`.
+fn address_of(name: &str) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
     text.lines()
         .find_map(|line| {
             let mut fields = line.split_whitespace();
             let address = fields.next()?;
-            (fields.nth(1)? == name).then(|| address.to_string())
+            (fields.nth(1)? == name).then(|| u64::from_str_radix(address, 16).ok())?
         })
         .with_context(|| format!("/proc/kallsyms has no {name}"))
+}
+
+/// Whether a line of `kprobes/list` is a probe at `address` or within its first
+/// instruction's reach (the 4 bytes of `endbr64`).
+fn probes(line: &str, address: u64) -> bool {
+    let at = line.split_whitespace().next();
+    at.and_then(|a| u64::from_str_radix(a, 16).ok())
+        .is_some_and(|at| (address..=address + 4).contains(&at))
 }
 
 fn append(path: &str, line: &str) -> anyhow::Result<()> {
@@ -179,20 +189,20 @@ fn append(path: &str, line: &str) -> anyhow::Result<()> {
     writeln!(file, "{line}").with_context(|| format!("writing `{line}` to {path}"))
 }
 
-/// Shows the lines of `path` (those that begin with `only`, if given: other lessons'
+/// Shows the lines of `path` (only the probes at `address`, if given: other lessons'
 /// probes may be going away still) and returns how many there were.
-fn show_file(lab: &Lab, path: &str, only: Option<&str>) -> anyhow::Result<usize> {
+fn show_file(lab: &Lab, path: &str, address: Option<u64>) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| only.is_none_or(|start| l.starts_with(start)))
+        .filter(|l| address.is_none_or(|a| probes(l, a)))
         .collect();
-    match only {
-        Some(start) => lab.print(format!("$ grep ^{start} {path}")),
+    match address {
+        Some(_) => lab.print(format!("$ cat {path}   (the probes at that address)")),
         None => lab.print(format!("$ cat {path}")),
     }
     for line in &lines {
-        lab.print(*line);
+        lab.print(line.trim_end());
     }
     Ok(lines.len())
 }
