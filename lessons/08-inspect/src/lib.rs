@@ -42,7 +42,7 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
     // The workload: CALLS calls of getppid(2), each one a run of count_calls.
     for _ in 0..CALLS {
-        std::os::unix::process::parent_id();
+        let _parent = std::os::unix::process::parent_id();
     }
 
     let shown = bpftool(lab, &["prog", "show", "id", &id.to_string()])?;

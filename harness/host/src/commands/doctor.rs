@@ -115,10 +115,11 @@ fn describe(
     };
     let install = format!("sudo apt-get install {}", need.apt_package(host));
     if !on && need.for_guest() {
-        return Err(format!(
-            "provisioning is off, and only bpflab can give the guest one: `--shell` goes \
-             without it, and the lessons that run it cannot run"
-        ));
+        return Err(
+            "provisioning is off, and only bpflab can give the guest one: `--shell` \
+                    goes without it, and the lessons that run it cannot run"
+                .to_string(),
+        );
     }
     if !on {
         return Err(format!(

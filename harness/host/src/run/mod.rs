@@ -179,7 +179,6 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         .shell
         .then(|| guest_tools::busybox(&config, &catalog, request.arch))
         .transpose()?;
-    let guest_files = stages::guest_files(request, &config, &booted)?;
     let initramfs_bytes = stages::initramfs(
         request,
         &booted,
@@ -188,7 +187,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         initramfs::Extras {
             busybox: busybox.as_deref(),
             kernel_btf: kernel.btf.as_deref(),
-            files: &guest_files,
+            files: &stages::guest_files(request, &config, &booted)?,
         },
     )?;
     timings.initramfs = t.elapsed();
