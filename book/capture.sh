@@ -48,6 +48,11 @@ if command -v tcpdump > /dev/null; then
     tcpdump -d 'tcp dst port 80' > "$out/tcpdump-tcp-dst-port-80.txt" 2>/dev/null
     tcpdump -dd 'tcp dst port 80' > "$out/tcpdump-dd-tcp-dst-port-80.txt" 2>/dev/null
 fi
+# Lesson 8's chapter: the object as clang compiled it, to compare with what bpftool shows
+# of it once the kernel translated it.
+cargo run -q -- lesson 8 --kernel 6.1 > /dev/null 2>&1
+llvm-objdump -S --no-show-raw-insn target/bpflab/bpf/x86_64/08-inspect/count.bpf.o \
+    > "$out/objdump-S-inspect.txt"
 cargo run -q -- lesson 41 --part extended --kernel 6.1 > /dev/null 2>&1
 llvm-objdump -S --no-show-raw-insn target/bpflab/bpf/x86_64/41-socket-filter/filter.bpf.o \
     > "$out/objdump-S-socket-filter.txt"

@@ -1,5 +1,6 @@
 //! `--shell`: a busybox shell on the guest's console, while the lessons' programs stay
-//! attached and their trace output keeps streaming to the learner's terminal.
+//! attached and their trace output keeps streaming to the learner's terminal, and bpftool
+//! can show them as the kernel holds them.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -10,6 +11,8 @@ use anyhow::Context as _;
 
 /// Where the initramfs puts busybox.
 const BUSYBOX: &str = "/bin/busybox";
+/// Where the initramfs puts bpftool, with `--shell`.
+const BPFTOOL: &str = "/usr/sbin/bpftool";
 
 /// Runs an interactive shell on the console until the learner types `exit`.
 pub fn run() -> anyhow::Result<()> {
@@ -25,9 +28,15 @@ pub fn run() -> anyhow::Result<()> {
         .write(true)
         .open(&tty)
         .with_context(|| format!("opening {tty}"))?;
+    // bpftool is there unless the host could not provide it (it said why).
+    let inspect = if std::path::Path::new(BPFTOOL).is_file() {
+        ", or inspect them: `bpftool prog show`, `bpftool map dump id N`"
+    } else {
+        ""
+    };
     writeln!(
         terminal,
-        "\r\nbpflab: the lesson's programs stay attached; try `ls`, `date`, `pwd`. `exit` ends the VM.\r"
+        "\r\nbpflab: the lesson's programs stay attached; try `ls`, `date`, `pwd`{inspect}. `exit` ends the VM.\r"
     )?;
 
     let mut shell = Command::new("/bin/sh");

@@ -43,6 +43,10 @@ pub struct Lesson {
     /// that part starts.
     #[serde(default)]
     pub part_needs: BTreeMap<String, Vec<Feature>>,
+    /// Programs the lesson runs in the guest besides its own (`guest_tools = ["bpftool"]`):
+    /// put in the initramfs for it (with `--shell` they are there anyway).
+    #[serde(default)]
+    pub guest_tools: Vec<GuestTool>,
     /// For a mistake the kernel refuses: what its answer must say (any one of these, as
     /// kernels word it differently), so that a refusal for another reason is caught.
     #[serde(default)]
@@ -84,6 +88,14 @@ impl Kind {
     pub fn passes(self) -> bool {
         matches!(self, Kind::Lesson | Kind::Solution)
     }
+}
+
+/// See [`Lesson::guest_tools`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestTool {
+    /// Debian's bpftool, at `/usr/sbin/bpftool`.
+    Bpftool,
 }
 
 /// See [`Lesson::refused_by`].

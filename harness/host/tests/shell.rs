@@ -1,5 +1,6 @@
 //! `bpflab lesson 1 --shell`, driven like a learner would: wait for the guest's shell,
-//! type commands, see a "Hello World!!" for each, `exit`, and the VM ends cleanly.
+//! type commands, see a "Hello World!!" for each, see the program with `bpftool prog
+//! show`, `exit`, and the VM ends cleanly.
 
 // Test helpers unwrap: a panic there is the test failing, with the value shown.
 #![allow(clippy::unwrap_used)]
@@ -80,9 +81,9 @@ fn typing_commands_in_the_guest_shell_triggers_the_lesson() {
         screen.text
     );
     let before = screen.count("Hello World!!");
-    keyboard.write_all(b"ls /\n").unwrap();
+    keyboard.write_all(b"ls /bpflab\n").unwrap();
     assert!(
-        screen.wait_for("bpflab  dev", Duration::from_secs(60)),
+        screen.wait_for("lessons    plan.json", Duration::from_secs(60)),
         "ls did not run:\n{}",
         screen.text
     );
@@ -91,6 +92,15 @@ fn typing_commands_in_the_guest_shell_triggers_the_lesson() {
     assert!(
         greeted,
         "no greeting for the typed command:\n{}",
+        screen.text
+    );
+
+    // The lesson's program is still loaded, and bpftool (Debian's, for the guest's arch)
+    // shows it.
+    keyboard.write_all(b"bpftool prog show\n").unwrap();
+    assert!(
+        screen.wait_for("kprobe  name hello  tag ", Duration::from_secs(60)),
+        "bpftool did not show lesson 1's program:\n{}",
         screen.text
     );
 

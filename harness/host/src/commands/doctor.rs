@@ -69,6 +69,18 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     }
     println!();
+    println!("for the guest (bpflab's always: Debian's, for the guest's arch, with its glibc):");
+    for need in provision::spec::GUEST {
+        let line = match host {
+            Some(host) => describe(&config, &lock, need, host, on),
+            None => Err("unsupported host".to_string()),
+        };
+        match line {
+            Ok(line) => println!("{}\n    {line}", need.describe()),
+            Err(line) => println!("{}\n    not available: {line}", need.describe()),
+        }
+    }
+    println!();
     println!("not unpacked by bpflab (install them when you need them):");
     build_tools(host);
     Ok(if unusable == 0 {
@@ -87,6 +99,7 @@ fn describe(
     on: bool,
 ) -> Result<String, String> {
     let why = match provision::on_host(config, need) {
+        _ if need.for_guest() => "the guest has none of its own".to_string(),
         OnHost::Usable { path, version } => {
             let path = path.map_or(
                 "/usr/include/bpf (on clang's default include path)".into(),
@@ -101,6 +114,13 @@ fn describe(
         OnHost::Missing => "the host has none".into(),
     };
     let install = format!("sudo apt-get install {}", need.apt_package(host));
+    if !on && need.for_guest() {
+        return Err(
+            "provisioning is off, and only bpflab can give the guest one: `--shell` \
+                    goes without it, and the lessons that run it cannot run"
+                .to_string(),
+        );
+    }
     if !on {
         return Err(format!(
             "{why}; provisioning is off; install with: {install}"
@@ -116,6 +136,13 @@ fn describe(
                     .ok_or_else(|| format!("the cached {} does not run", program.path.display()))?;
                 format!(" {version}: {}", program.path.display())
             }
+            None if need.for_guest() => format!(
+                ": {}",
+                unpacked
+                    .root
+                    .join(crate::image::guest_tools::BPFTOOL)
+                    .display()
+            ),
             None => need
                 .include_dirs(&unpacked.root)
                 .first()
@@ -127,14 +154,14 @@ fn describe(
             unpacked.record.packages.len()
         ));
     }
-    let host_packages = HostPackages::read(Path::new("/var/lib/dpkg"));
     let set = need.packages(host);
+    let host_packages = (!set.guest).then(|| HostPackages::read(Path::new("/var/lib/dpkg")));
     let wanted = closure::packages(
         lock,
         &place.release,
-        host.debian_arch(),
+        need.package_arch(host).debian_arch(),
         &set,
-        Some(&host_packages),
+        host_packages.as_ref(),
     )
     .map_err(|e| format!("{e:#}"))?;
     let size: u64 = wanted.iter().map(|p| p.package.size).sum();
@@ -157,7 +184,6 @@ fn build_tools(host: Option<Arch>) {
         ("bison", "bison"),
         ("bc", "bc"),
         ("pahole", "dwarves"),
-        ("bpftool", "bpftool"),
     ];
     for arch in Arch::ALL {
         if host.is_some_and(|h| h != arch) {
@@ -178,10 +204,7 @@ fn build_tools(host: Option<Arch>) {
         .filter(|(program, _)| tools::which(program).is_some())
         .map(|(program, _)| *program)
         .collect();
-    println!(
-        "  kernel build tools and bpftool: present: {}",
-        present.join(", ")
-    );
+    println!("  kernel build tools: present: {}", present.join(", "));
     if !missing.is_empty() {
         println!("  missing: sudo apt-get install {}", missing.join(" "));
     }

@@ -1,9 +1,10 @@
 //! The guest's root file system: a `newc` cpio archive the kernel unpacks into a tmpfs.
 //!
-//! It holds the agent as `/init`, the plan, and the lessons' compiled objects — nothing
-//! else. Uncompressed: under emulation, decompressing costs more than copying.
+//! It holds the agent as `/init`, the plan, and the lessons' compiled objects; busybox
+//! and bpftool (with the libraries it loads) only when asked for. Uncompressed: under emulation, decompressing costs more than copying.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, PLAN_PATH};
@@ -86,6 +87,17 @@ impl Cpio {
 /// One lesson's objects to put in the image: guest directory name and (name, host path).
 pub type LessonObjects<'a> = (&'a str, Vec<(&'a str, &'a Path)>);
 
+/// A file of the host to put in the guest, with the directories above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    /// Where it goes in the guest, relative to `/` (`usr/sbin/bpftool`).
+    pub guest: String,
+    /// The file on the host.
+    pub host: PathBuf,
+    /// Its permissions in the guest.
+    pub mode: u32,
+}
+
 /// What a boot may add to the agent, the plan and the objects.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extras<'a> {
@@ -93,6 +105,8 @@ pub struct Extras<'a> {
     pub busybox: Option<&'a Path>,
     /// BTF for a kernel without its own, at [`BUILT_BTF_PATH`].
     pub kernel_btf: Option<&'a Path>,
+    /// Programs for the guest and what they load (bpftool and its libraries).
+    pub files: &'a [GuestFile],
 }
 
 /// Builds the initramfs for one boot.
@@ -103,7 +117,8 @@ pub fn build(
     extras: Extras<'_>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut cpio = Cpio::new();
-    for dir in ["dev", "proc", "sys", "tmp", "bin", "bpflab", LESSONS_DIR] {
+    let base = ["dev", "proc", "sys", "tmp", "bin", "bpflab", LESSONS_DIR];
+    for dir in base {
         cpio.dir(dir, 0o755);
     }
     // The kernel opens /dev/console for init's stdin/out/err before init runs, so it must
@@ -121,6 +136,28 @@ pub fn build(
     if let Some(btf) = extras.kernel_btf {
         let bytes = std::fs::read(btf).with_context(|| format!("reading {}", btf.display()))?;
         cpio.file(BUILT_BTF_PATH, 0o644, &bytes);
+    }
+    let mut dirs: BTreeSet<String> = base.iter().map(|d| d.to_string()).collect();
+    for file in extras.files {
+        anyhow::ensure!(
+            Path::new(&file.guest)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))),
+            "a guest file's path leaves the guest's root: {}",
+            file.guest
+        );
+        // Each directory above it, outermost first, once.
+        let mut parents: Vec<&Path> = Path::new(&file.guest).ancestors().skip(1).collect();
+        parents.retain(|p| !p.as_os_str().is_empty());
+        for parent in parents.into_iter().rev() {
+            let parent = parent.to_string_lossy().into_owned();
+            if dirs.insert(parent.clone()) {
+                cpio.dir(&parent, 0o755);
+            }
+        }
+        let bytes = std::fs::read(&file.host)
+            .with_context(|| format!("reading {}", file.host.display()))?;
+        cpio.file(&file.guest, file.mode, &bytes);
     }
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
@@ -215,6 +252,11 @@ mod tests {
             Extras {
                 busybox: Some(&agent),
                 kernel_btf: Some(&obj),
+                files: &[GuestFile {
+                    guest: "usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+                    host: obj.clone(),
+                    mode: 0o644,
+                }],
             },
         )
         .unwrap();
@@ -226,6 +268,10 @@ mod tests {
             "bpflab/lessons/01-hello/hello.bpf.o",
             "bin/busybox",
             "bpflab/vmlinux.btf",
+            "usr",
+            "usr/lib",
+            "usr/lib/x86_64-linux-gnu",
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

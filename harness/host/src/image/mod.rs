@@ -3,5 +3,6 @@
 
 pub mod agent;
 pub mod bpf;
+pub mod elf;
 pub mod guest_tools;
 pub mod initramfs;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::host::HostPackages;
 use super::lock::{Locked, ToolsLock};
-use super::spec::Need;
+use super::spec::{self, Need};
 use super::{closure, release};
 use crate::arch::Arch;
 use crate::config::Config;
@@ -57,11 +57,18 @@ pub struct Place {
 }
 
 /// Where `need`'s packages are kept on this host, and what they must be.
+/// A need for the guest comes from [`spec::GUEST_RELEASE`], for the guest's arch.
 pub fn place(config: &Config, lock: &ToolsLock, need: Need, host: Arch) -> anyhow::Result<Place> {
-    let chosen = release::choose(lock, host, release::host_glibc().as_deref())?;
-    let arch = host.debian_arch();
+    let chosen = if need.for_guest() {
+        spec::GUEST_RELEASE.to_string()
+    } else {
+        release::choose(lock, host, release::host_glibc().as_deref())?
+            .release
+            .clone()
+    };
+    let arch = need.package_arch(host).debian_arch();
     let set = need.packages(host);
-    let all: Vec<Locked> = closure::packages(lock, &chosen.release, arch, &set, None)?
+    let all: Vec<Locked> = closure::packages(lock, &chosen, arch, &set, None)?
         .into_iter()
         .cloned()
         .collect();
@@ -69,9 +76,9 @@ pub fn place(config: &Config, lock: &ToolsLock, need: Need, host: Arch) -> anyho
         dir: config
             .cache_dir
             .join("provision")
-            .join(format!("{}-{arch}", chosen.release))
+            .join(format!("{chosen}-{arch}"))
             .join(&set.key),
-        release: chosen.release.clone(),
+        release: chosen,
         pins: pins_hash(&all),
         all,
     })
@@ -139,13 +146,14 @@ pub fn obtain(config: &Config, need: Need, host: Arch) -> anyhow::Result<Unpacke
     if let Some(found) = cached(&place) {
         return Ok(found);
     }
-    let host_packages = HostPackages::read(Path::new("/var/lib/dpkg"));
+    // The guest has nothing of the host's: its whole closure is unpacked.
+    let host_packages = (!set.guest).then(|| HostPackages::read(Path::new("/var/lib/dpkg")));
     let wanted = closure::packages(
         &lock,
         &place.release,
-        host.debian_arch(),
+        need.package_arch(host).debian_arch(),
         &set,
-        Some(&host_packages),
+        host_packages.as_ref(),
     )?;
     let staging = tempfile::Builder::new()
         .prefix(&file_lock::scratch_prefix(&set.key))

@@ -1,6 +1,7 @@
 //! Which pinned packages a need takes on this host: its roots, and (for programs) the
 //! dependencies they reach that the host does not satisfy. A dependency the host has is
-//! not followed further: dpkg already holds the host's to its own dependencies.
+//! not followed further: dpkg already holds the host's to its own dependencies. A set for
+//! the guest takes glibc too: the guest has no C library of its own.
 
 use std::collections::BTreeSet;
 
@@ -33,7 +34,7 @@ pub fn packages<'a>(
             continue;
         }
         let has = host.is_some_and(|h| h.satisfies(&name, &constraint));
-        if !is_root && (has || name == "libc6") {
+        if !is_root && (has || (name == "libc6" && !set.guest)) {
             continue;
         }
         let Some(locked) = lock.find(release, arch, &name) else {
@@ -132,6 +133,19 @@ mod tests {
         let lock = lock();
         let some = packages(&lock, "bookworm", "amd64", &set, Some(&host)).unwrap();
         assert_eq!(names(&some), ["clang", "clang-14", "libllvm14"]);
+    }
+
+    #[test]
+    fn the_guests_closure_takes_glibc() {
+        let mut lock = lock();
+        lock.packages.extend([
+            locked("bpftool", &["libc6 (>= 2.34)", "libelf1 (>= 0.144)"]),
+            locked("libelf1", &["libc6 (>= 2.34)"]),
+            locked("libc6", &[]),
+        ]);
+        let set = Need::Bpftool(Arch::Arm64).packages(Arch::X86_64);
+        let all = packages(&lock, "bookworm", "amd64", &set, None).unwrap();
+        assert_eq!(names(&all), ["bpftool", "libc6", "libelf1"]);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! from there without root (their libraries named by `LD_LIBRARY_PATH`, QEMU's firmware
 //! by `-L`). `BPFLAB_NO_PROVISION=1`, or `provision = false` in the config file, turns
 //! this off: then a missing tool is an error naming the package to install.
+//!
+//! The guest's programs (bpftool) are always bpflab's: Debian's, of the guest's arch,
+//! with every library they load down to glibc, which the guest lacks (`image::guest_tools`
+//! puts them in the initramfs).
 
 pub mod cache;
 pub mod closure;
@@ -101,6 +105,9 @@ pub enum Source {
 
 /// `need`, from the host, or else from bpflab's cache (downloading what is missing).
 pub fn find(config: &Config, need: Need) -> anyhow::Result<Source> {
+    if need.for_guest() {
+        return guest(config, need).map(Source::Cached);
+    }
     let why = match on_host(config, need) {
         OnHost::Usable { path, .. } => return Ok(Source::Host(path)),
         OnHost::TooOld { path, version } => {
@@ -136,6 +143,27 @@ pub fn find(config: &Config, need: Need) -> anyhow::Result<Source> {
         ));
     }
     Ok(Source::Cached(unpacked))
+}
+
+/// A program for the guest: always bpflab's (the host's is built for the host, against
+/// a C library the guest does not have), unpacked from Debian with all it loads.
+pub fn guest(config: &Config, need: Need) -> anyhow::Result<cache::Unpacked> {
+    let host = Arch::host().context("bpflab runs on x86-64 and arm64 hosts only")?;
+    if !enabled(config) {
+        bail!(
+            "{} is needed, and only comes from Debian's archive, unpacked by bpflab, which \
+             {OFF_ENV} (or `provision = false` in {}) turns off",
+            need.describe(),
+            config.path.display()
+        );
+    }
+    let unpacked = cache::obtain(config, need, host).with_context(|| {
+        format!(
+            "{} is needed, and bpflab could not unpack it",
+            need.describe()
+        )
+    })?;
+    Ok(unpacked)
 }
 
 /// QEMU's system emulator for `arch` guests.

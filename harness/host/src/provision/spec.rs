@@ -17,6 +17,8 @@ pub enum Need {
     LibbpfHeaders,
     /// The kernel's UAPI headers of this guest arch (`linux/bpf.h`, `asm/ptrace.h`).
     Uapi(Arch),
+    /// bpftool for guests of this arch: a program for the guest, never the host's.
+    Bpftool(Arch),
 }
 
 /// Every need, in the order `bpflab doctor` lists them.
@@ -28,6 +30,15 @@ pub const ALL: [Need; 6] = [
     Need::Uapi(Arch::X86_64),
     Need::Uapi(Arch::Arm64),
 ];
+
+/// What the guest can be given besides the agent, in the order `bpflab doctor` lists them.
+pub const GUEST: [Need; 2] = [Need::Bpftool(Arch::X86_64), Need::Bpftool(Arch::Arm64)];
+
+/// The Debian release the guest's programs come from. The guest has no C library of its
+/// own (they bring Debian's), so any release would run; one fixed release keeps what the
+/// lessons show of them (bpftool's output) the same on every host. Bookworm's bpftool
+/// (7.1, from Linux 6.1) is the one of the default kernel's series.
+pub const GUEST_RELEASE: &str = "bookworm";
 
 /// Dependencies that only packages' maintainer scripts use (bpflab runs none: it unpacks).
 const NEVER: &[&str] = &[
@@ -54,6 +65,9 @@ pub struct PackageSet {
     pub exclude: Vec<&'static str>,
     /// Packages taken without their dependencies.
     pub shallow: Vec<&'static str>,
+    /// Whether it is for the guest, which has nothing of its own: the closure takes glibc
+    /// too, and nothing counts as the host's.
+    pub guest: bool,
 }
 
 impl PackageSet {
@@ -79,6 +93,21 @@ impl Need {
             Need::Clang => "clang (C → BPF objects)".into(),
             Need::LibbpfHeaders => "libbpf's headers (bpf/bpf_helpers.h)".into(),
             Need::Uapi(arch) => format!("{arch} kernel headers (asm/ptrace.h, linux/bpf.h)"),
+            Need::Bpftool(arch) => format!("bpftool for {arch} guests (--shell, lesson 8)"),
+        }
+    }
+
+    /// Whether it runs in the guest (its packages are of the guest's arch, and of
+    /// [`GUEST_RELEASE`]), not on the host.
+    pub fn for_guest(self) -> bool {
+        matches!(self, Need::Bpftool(_))
+    }
+
+    /// The arch of its packages on a host of arch `host`: the guest's, for the guest.
+    pub fn package_arch(self, host: Arch) -> Arch {
+        match self {
+            Need::Bpftool(arch) => arch,
+            _ => host,
         }
     }
 
@@ -90,6 +119,7 @@ impl Need {
             closure,
             exclude,
             shallow: vec![],
+            guest: false,
         };
         match self {
             // qemu-system-common holds QEMU's loadable modules: of them, bpflab's command
@@ -128,6 +158,12 @@ impl Need {
                 false,
                 vec![],
             ),
+            // bpftool needs libelf, zlib, libcap and glibc; glibc's own dependency
+            // (libgcc-s1) comes along, though bpftool does not load it.
+            Need::Bpftool(_) => PackageSet {
+                guest: true,
+                ..set("guest-bpftool".into(), &["bpftool"], true, vec![])
+            },
         }
     }
 
@@ -138,6 +174,7 @@ impl Need {
             Need::Clang => "clang".into(),
             Need::LibbpfHeaders => "libbpf-dev".into(),
             Need::Uapi(arch) => uapi_package(arch, host),
+            Need::Bpftool(_) => "bpftool".into(),
         }
     }
 
@@ -146,7 +183,7 @@ impl Need {
         match self {
             Need::Qemu(arch) => Some(arch.qemu_binary()),
             Need::Clang => Some("clang"),
-            Need::LibbpfHeaders | Need::Uapi(_) => None,
+            Need::LibbpfHeaders | Need::Uapi(_) | Need::Bpftool(_) => None,
         }
     }
 
@@ -156,7 +193,7 @@ impl Need {
         match self {
             Need::Qemu(_) => Some((4, 2)),
             Need::Clang => Some((10, 0)),
-            Need::LibbpfHeaders | Need::Uapi(_) => None,
+            Need::LibbpfHeaders | Need::Uapi(_) | Need::Bpftool(_) => None,
         }
     }
 
@@ -168,7 +205,7 @@ impl Need {
                 .is_file()
                 .then_some(None),
             Need::Uapi(arch) => asm_include_dir(arch).map(Some),
-            Need::Qemu(_) | Need::Clang => None,
+            Need::Qemu(_) | Need::Clang | Need::Bpftool(_) => None,
         }
     }
 
@@ -181,7 +218,7 @@ impl Need {
                 root.join("usr/include").join(arch.gnu_triple()),
                 root.join("usr/include"),
             ],
-            Need::Qemu(_) | Need::Clang => vec![],
+            Need::Qemu(_) | Need::Clang | Need::Bpftool(_) => vec![],
         };
         dirs.into_iter().filter(|d| d.is_dir()).collect()
     }

@@ -1,6 +1,7 @@
 //! `bpflab tools update`: pins, for each Debian release and host arch, the newest
 //! packages of every need and their whole dependency closure (what a host with nothing
-//! but glibc would unpack), from each suite's signed index, in `images/tools.lock`.
+//! but glibc would unpack), from each suite's signed index, in `images/tools.lock`; and,
+//! for the guest's arch, the guest's programs with glibc (see [`spec::GUEST_RELEASE`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,7 +49,11 @@ pub fn update(config: &Config, releases: &[String], arches: &[Arch]) -> anyhow::
                 .map(|e| upstream(&e.package.version))
                 .with_context(|| format!("Debian {release} ({arch}) has no libc6"))?;
             let mut pins: BTreeMap<String, Locked> = BTreeMap::new();
-            for need in spec::ALL {
+            // The guest's programs are pinned under their own arch, of one release.
+            let guest = spec::GUEST
+                .into_iter()
+                .filter(|n| n.package_arch(arch) == arch && release == spec::GUEST_RELEASE);
+            for need in spec::ALL.into_iter().chain(guest) {
                 let set = need.packages(arch);
                 pin_closure(&archive, &set, release, arch, &mut pins).with_context(|| {
                     format!("pinning {} for Debian {release} ({arch})", set.key)
@@ -149,7 +154,7 @@ fn pin_closure(
                     anyhow::bail!("{name} depends on {group}, which the index does not have");
                 };
                 let (dep, _) = split_dependency(&chosen);
-                if dep == "libc6" || set.excludes(dep) {
+                if (dep == "libc6" && !set.guest) || set.excludes(dep) {
                     continue;
                 }
                 todo.push(dep.to_string());

@@ -14,6 +14,8 @@
 //! | durations (`12 ms`, `3.5us`, `2s`) | `<dur>`             |
 //! | `+0x12` offsets after a symbol     | `+0x<off>`          |
 //! | ports after an IPv4 address (`127.0.0.1:52558`) | `127.0.0.1:<port>` |
+//! | bpftool's ids (`12: kprobe  name`, `id 12`, `map_ids 4`, `btf_id 9`, `map[id:4]`) | `<id>` |
+//! | bpftool's `loaded_at 2026-12-01T23:44:28+0000` | `loaded_at <time>` |
 //!
 //! Counts (`tcp_sendmsg: 10`, `3 greetings`) are never touched: they are what the tests
 //! assert.
@@ -54,6 +56,14 @@ static PID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(pid|tid)[ =:]+\d+").expect("valid regex"));
 static PORT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d+").expect("valid regex"));
+// An object's id is the kernel's next free number, which depends on what loaded before.
+// (Not the verifier's `id=1`: those number a program's own pointers, and do not vary.)
+static BPF_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(id|btf_id|map_ids|prog_ids)([ :])\d+").expect("valid regex"));
+static BPF_ID_LEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d+(: [a-z_]+  name )").expect("valid regex"));
+static LOADED_AT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bloaded_at \S+").expect("valid regex"));
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)?\s?(ns|us|usec|µs|ms|s)\b").expect("valid regex"));
 
@@ -81,7 +91,10 @@ pub fn trace(line: &str) -> String {
 
 /// Free text (notes, output lines) with addresses, pids and durations replaced.
 pub fn text(s: &str) -> String {
-    let s = ADDR.replace_all(s, "0x<addr>");
+    let s = BPF_ID.replace_all(s, "$1$2<id>");
+    let s = BPF_ID_LEAD.replace(&s, "<id>$1");
+    let s = LOADED_AT.replace_all(&s, "loaded_at <time>");
+    let s = ADDR.replace_all(&s, "0x<addr>");
     let s = BARE_ADDR.replace_all(&s, "<addr>");
     let s = OFFSET.replace_all(&s, "+0x<off>");
     let s = PID.replace_all(&s, "$1 <$1>");
@@ -197,6 +210,29 @@ mod tests {
             text("3 processes created, 3 greetings"),
             "3 processes created, 3 greetings"
         );
+    }
+
+    #[test]
+    fn bpftools_ids_and_load_times_are_hidden_its_sizes_kept() {
+        assert_eq!(
+            text("12: kprobe  name count_calls  tag 6e1a2c  gpl"),
+            "<id>: kprobe  name count_calls  tag 6e1a2c  gpl"
+        );
+        assert_eq!(
+            text("\tloaded_at 2026-12-01T23:44:28+0000  uid 0"),
+            "\tloaded_at <time>  uid 0"
+        );
+        assert_eq!(
+            text("\txlated 120B  jited 77B  memlock 4096B  map_ids 4\tbtf_id 9"),
+            "\txlated 120B  jited 77B  memlock 4096B  map_ids <id>\tbtf_id <id>"
+        );
+        assert_eq!(
+            text("   4: (18) r1 = map[id:4]"),
+            "   4: (18) r1 = map[id:<id>]"
+        );
+        assert_eq!(text("   0: (b7) r1 = 0"), "   0: (b7) r1 = 0");
+        let verifier = "R0_w=map_value_or_null(id=1,off=0,ks=4,vs=8,imm=0)";
+        assert_eq!(text(verifier), verifier);
     }
 
     #[test]

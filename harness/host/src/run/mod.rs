@@ -187,6 +187,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         initramfs::Extras {
             busybox: busybox.as_deref(),
             kernel_btf: kernel.btf.as_deref(),
+            files: &stages::guest_files(request, &config, &booted)?,
         },
     )?;
     timings.initramfs = t.elapsed();

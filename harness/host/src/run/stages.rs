@@ -10,11 +10,11 @@ use super::RunRequest;
 use crate::arch::Arch;
 use crate::config::{self, Config};
 use crate::image::bpf::BpfObject;
-use crate::image::{agent, bpf, initramfs};
+use crate::image::{agent, bpf, guest_tools, initramfs};
 use crate::interrupt;
 use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelImage, KernelSpec};
-use crate::lessons::{self, Lesson, RefusedBy};
+use crate::lessons::{self, GuestTool, Lesson, RefusedBy};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::qemu::{Init, Machine, QemuConfig};
 
@@ -148,6 +148,32 @@ pub(super) fn tools(
     Ok((qemu, bpf::Toolchain::find(config, arch)?))
 }
 
+/// The programs for the guest besides the agent and busybox: bpftool, when a lesson
+/// declares it needs it (an error if it cannot be had) or with `--shell` (where it is
+/// offered: without it, the shell still works, and says so).
+pub(super) fn guest_files(
+    request: &RunRequest,
+    config: &Config,
+    booted: &Selected<'_>,
+) -> anyhow::Result<Vec<initramfs::GuestFile>> {
+    let needed = booted
+        .iter()
+        .find(|(l, _)| l.guest_tools.contains(&GuestTool::Bpftool));
+    if let Some((lesson, _)) = needed {
+        return guest_tools::bpftool(config, request.arch)
+            .with_context(|| format!("lesson {} runs bpftool in the guest", lesson.number));
+    }
+    if !request.shell {
+        return Ok(Vec::new());
+    }
+    Ok(
+        guest_tools::bpftool(config, request.arch).unwrap_or_else(|e| {
+            crate::term::status(format!("the shell will have no bpftool: {e:#}"));
+            Vec::new()
+        }),
+    )
+}
+
 /// QEMU's configuration for this request, with its files in `scratch`.
 pub(super) fn qemu_config(
     request: &RunRequest,
@@ -173,7 +199,7 @@ pub(super) fn qemu_config(
 }
 
 /// Writes the initramfs (agent, plan, objects, and the extras: busybox for `--shell`,
-/// BTF for a kernel without its own) where QEMU will look for it; returns its size.
+/// bpftool for `--shell` and the lessons that run it, BTF for a kernel without its own) where QEMU will look for it; returns its size.
 pub(super) fn initramfs(
     request: &RunRequest,
     selected: &Selected<'_>,
