@@ -27,6 +27,34 @@ pub fn has(feature: Feature) -> anyhow::Result<bool> {
         Feature::RingBuffer => map(MapType::RingBuf),
         Feature::SocketFilter => program(ProgramType::SocketFilter),
         Feature::PacketSockets => packet_sockets(),
+        Feature::ObjectIds => object_ids(),
+    }
+}
+
+/// Whether the kernel knows `BPF_PROG_GET_NEXT_ID` (4.13, with `BPF_OBJ_GET_INFO_BY_FD`):
+/// asked for the first program id, it answers one or "none" (ENOENT); a kernel without
+/// the command calls it invalid.
+fn object_ids() -> anyhow::Result<bool> {
+    const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
+    // start_id, next_id, open_flags: all zero, as the command wants.
+    let mut attr = [0u32; 4];
+    // SAFETY: bpf(2) reads and writes only the 16 bytes of `attr`, whose size it is given.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_NEXT_ID,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if ret >= 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOENT) => Ok(true),
+        Some(libc::EINVAL) => Ok(false),
+        _ => Err(anyhow::Error::new(error).context("probing for BPF_PROG_GET_NEXT_ID")),
     }
 }
 

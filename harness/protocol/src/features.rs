@@ -34,11 +34,14 @@ pub enum Feature {
     SocketFilter,
     /// Packet sockets (`AF_PACKET`), which see every frame of an interface.
     PacketSockets,
+    /// Ids for loaded programs and maps, and what the kernel says of each
+    /// (`BPF_PROG_GET_NEXT_ID`, `BPF_OBJ_GET_INFO_BY_FD`): how bpftool finds them.
+    ObjectIds,
 }
 
 impl Feature {
     /// Every feature, in the order the book's feature table lists them.
-    pub const ALL: [Feature; 12] = [
+    pub const ALL: [Feature; 13] = [
         Feature::Kprobes,
         Feature::Tracepoints,
         Feature::RawTracepoints,
@@ -51,6 +54,7 @@ impl Feature {
         Feature::RingBuffer,
         Feature::PacketSockets,
         Feature::SocketFilter,
+        Feature::ObjectIds,
     ];
 
     /// The name `lesson.toml` uses.
@@ -68,6 +72,7 @@ impl Feature {
             Feature::RingBuffer => "ring-buffer",
             Feature::SocketFilter => "socket-filter",
             Feature::PacketSockets => "packet-sockets",
+            Feature::ObjectIds => "object-ids",
         }
     }
 
@@ -93,6 +98,10 @@ impl Feature {
                 "eBPF socket filters (BPF_PROG_TYPE_SOCKET_FILTER, SO_ATTACH_BPF)"
             }
             Feature::PacketSockets => "packet sockets (AF_PACKET, CONFIG_PACKET)",
+            Feature::ObjectIds => {
+                "program and map ids (BPF_PROG_GET_NEXT_ID, BPF_OBJ_GET_INFO_BY_FD), which \
+                 bpftool lists and dumps them by"
+            }
         }
     }
 
@@ -111,6 +120,7 @@ impl Feature {
             Feature::RingBuffer => "5.8",
             Feature::SocketFilter => "3.19",
             Feature::PacketSockets => "2.2",
+            Feature::ObjectIds => "4.13",
         }
     }
 
