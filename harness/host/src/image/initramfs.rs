@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, PLAN_PATH};
+use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, MODULES_DIR, PLAN_PATH};
 
 /// A `newc` cpio archive being written.
 #[derive(Debug, Default)]
@@ -93,6 +93,9 @@ pub struct Extras<'a> {
     pub busybox: Option<&'a Path>,
     /// BTF for a kernel without its own, at [`BUILT_BTF_PATH`].
     pub kernel_btf: Option<&'a Path>,
+    /// Kernel modules, as (name, file in the cache; `.ko` or `.ko.xz`), each becoming
+    /// `<MODULES_DIR>/<name>.ko`, decompressed.
+    pub modules: &'a [(String, std::path::PathBuf)],
 }
 
 /// Builds the initramfs for one boot.
@@ -121,6 +124,13 @@ pub fn build(
     if let Some(btf) = extras.kernel_btf {
         let bytes = std::fs::read(btf).with_context(|| format!("reading {}", btf.display()))?;
         cpio.file(BUILT_BTF_PATH, 0o644, &bytes);
+    }
+    if !extras.modules.is_empty() {
+        cpio.dir(MODULES_DIR, 0o755);
+    }
+    for (name, file) in extras.modules {
+        let bytes = crate::kernel::modules::module_bytes(file)?;
+        cpio.file(&format!("{MODULES_DIR}/{name}.ko"), 0o644, &bytes);
     }
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
@@ -215,6 +225,7 @@ mod tests {
             Extras {
                 busybox: Some(&agent),
                 kernel_btf: Some(&obj),
+                modules: &[("veth".to_string(), obj.clone())],
             },
         )
         .unwrap();
@@ -224,6 +235,7 @@ mod tests {
             "dev/console",
             "bpflab/plan.json",
             "bpflab/lessons/01-hello/hello.bpf.o",
+            "bpflab/modules/veth.ko",
             "bin/busybox",
             "bpflab/vmlinux.btf",
         ] {

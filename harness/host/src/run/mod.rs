@@ -14,7 +14,7 @@ use bpflab_protocol::{Event, Outcome, Violation};
 
 use crate::config::{self, Config};
 use crate::kernel::catalog::Catalog;
-use crate::kernel::KernelImage;
+use crate::kernel::{self, KernelImage};
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
@@ -179,6 +179,11 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         .shell
         .then(|| guest_tools::busybox(&config, &catalog, request.arch))
         .transpose()?;
+    let module_names: Vec<String> = booted
+        .iter()
+        .flat_map(|(l, _)| l.kernel_modules.iter().cloned())
+        .collect();
+    let modules = kernel::modules::for_kernel(&config, &catalog, &kernel, &module_names)?;
     let initramfs_bytes = stages::initramfs(
         request,
         &booted,
@@ -187,6 +192,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         initramfs::Extras {
             busybox: busybox.as_deref(),
             kernel_btf: kernel.btf.as_deref(),
+            modules: &modules,
         },
     )?;
     timings.initramfs = t.elapsed();

@@ -190,6 +190,7 @@ pub(super) fn initramfs(
                 parts: parts.clone(),
                 needs: l.needs.clone(),
                 part_needs: l.part_needs.clone(),
+                kernel_modules: l.kernel_modules.clone(),
             })
             .collect(),
         channel: qemu_config.channel().1.to_string(),
