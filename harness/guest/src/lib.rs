@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod echo;
 pub mod features;
 mod helpers;
 pub mod histogram;

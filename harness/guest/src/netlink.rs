@@ -20,6 +20,7 @@ const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWNEIGH: u16 = 28;
 const IFLA_ADDRESS: u16 = 1;
@@ -171,6 +172,14 @@ impl Rtnetlink {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(NoVeth.into()),
             other => other.with_context(|| format!("creating the veth pair {name}, {peer}")),
         }
+    }
+
+    /// Deletes interface `index` (a veth's peer goes with it).
+    pub fn delete_link(&mut self, index: u32) -> anyhow::Result<()> {
+        let mut m = Message::new(RTM_DELLINK, 0);
+        m.ifinfo(index, 0, 0);
+        self.request(&mut m)
+            .with_context(|| format!("deleting interface {index}"))
     }
 
     /// Brings interface `index` up.

@@ -110,6 +110,17 @@ impl VethPair {
     }
 }
 
+impl Drop for VethPair {
+    /// Deletes the pair at once (both ends go together), so that the next lesson of the
+    /// boot can make its own of the same names: a namespace's devices would otherwise go
+    /// only when the kernel gets round to cleaning the namespace up.
+    fn drop(&mut self) {
+        if let Ok(mut rtnl) = Rtnetlink::open() {
+            rtnl.delete_link(self.near.index).ok();
+        }
+    }
+}
+
 /// Turns IPv6 off on `end`, gives it its address, brings it up and tells it where `other`
 /// is; returns its index. Called in `end`'s namespace.
 fn configure(rtnl: &mut Rtnetlink, end: End, other: End) -> anyhow::Result<u32> {

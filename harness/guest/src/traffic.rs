@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// One TCP conversation over loopback, from connect to both ends closed.
+/// One TCP conversation (over loopback, or to a server elsewhere), from connect to both ends closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpExchange {
-    /// The server's port on 127.0.0.1.
+    /// The server's port (on 127.0.0.1 for [`tcp_exchange`]).
     pub port: u16,
     /// The client's (ephemeral) port.
     pub client_port: u16,
@@ -33,6 +33,18 @@ pub struct TcpExchange {
 pub fn tcp_exchange(port: u16, messages: usize, size: usize) -> anyhow::Result<TcpExchange> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("binding a TCP listener on 127.0.0.1:{port}"))?;
+    tcp_exchange_with(listener, messages, size)
+}
+
+/// [`tcp_exchange`] with a server on `listener`, bound anywhere (in another network
+/// namespace, say, across a veth pair): the client connects to its address.
+pub fn tcp_exchange_with(
+    listener: TcpListener,
+    messages: usize,
+    size: usize,
+) -> anyhow::Result<TcpExchange> {
+    let server_addr = listener.local_addr()?;
+    let port = server_addr.port();
     let server = std::thread::Builder::new()
         .name("tcp-server".into())
         .spawn(move || -> std::io::Result<()> {
@@ -43,8 +55,8 @@ pub fn tcp_exchange(port: u16, messages: usize, size: usize) -> anyhow::Result<T
             conn.shutdown(Shutdown::Write)
         })
         .context("starting the server thread")?;
-    let mut client = TcpStream::connect(("127.0.0.1", port))
-        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    let mut client =
+        TcpStream::connect(server_addr).with_context(|| format!("connecting to {server_addr}"))?;
     client.set_nodelay(true)?;
     client.set_read_timeout(Some(Duration::from_secs(10)))?;
     let client_port = client.local_addr()?.port();
@@ -52,7 +64,7 @@ pub fn tcp_exchange(port: u16, messages: usize, size: usize) -> anyhow::Result<T
     for _ in 0..messages {
         client
             .write_all(&message)
-            .context("sending over loopback")?;
+            .with_context(|| format!("sending to {server_addr}"))?;
     }
     client.shutdown(Shutdown::Write)?;
     // read() returns 0 once the server's FIN is in, which the kernel acknowledged as it
@@ -66,7 +78,7 @@ pub fn tcp_exchange(port: u16, messages: usize, size: usize) -> anyhow::Result<T
     server
         .join()
         .map_err(|_| anyhow::anyhow!("the server thread panicked"))?
-        .context("the loopback server failed")?;
+        .context("the TCP server failed")?;
     let (to_server, to_client) = segments(&client)?;
     Ok(TcpExchange {
         port,
@@ -120,4 +132,41 @@ pub fn udp_datagrams(port: u16, count: usize, size: usize) -> anyhow::Result<u64
         anyhow::ensure!(n == size, "a {size}-byte datagram arrived as {n} bytes");
     }
     Ok(count as u64)
+}
+
+/// Sends `count` UDP datagrams of `size` bytes from `sender` to `receiver`'s address
+/// (anywhere: across a veth pair, say), and returns how many `receiver` got: all of them
+/// within `patience` each, or those that came before a wait for the next ran out.
+pub fn udp_across(
+    sender: &UdpSocket,
+    receiver: &UdpSocket,
+    count: usize,
+    size: usize,
+    patience: Duration,
+) -> anyhow::Result<u64> {
+    let to = receiver.local_addr()?;
+    let datagram = vec![b'u'; size];
+    for _ in 0..count {
+        sender
+            .send_to(&datagram, to)
+            .with_context(|| format!("sending a UDP datagram to {to}"))?;
+    }
+    receiver.set_read_timeout(Some(patience))?;
+    let mut buf = vec![0u8; size + 1];
+    let mut received = 0;
+    while received < count as u64 {
+        match receiver.recv(&mut buf) {
+            Ok(_) => received += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e).context("receiving a UDP datagram"),
+        }
+    }
+    Ok(received)
 }

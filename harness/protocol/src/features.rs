@@ -34,11 +34,15 @@ pub enum Feature {
     SocketFilter,
     /// Packet sockets (`AF_PACKET`), which see every frame of an interface.
     PacketSockets,
+    /// Network namespaces, which the packet lessons put the far end of their wire in.
+    NetNamespaces,
+    /// XDP programs, on any device (generic XDP) if not in its driver.
+    Xdp,
 }
 
 impl Feature {
     /// Every feature, in the order the book's feature table lists them.
-    pub const ALL: [Feature; 12] = [
+    pub const ALL: [Feature; 14] = [
         Feature::Kprobes,
         Feature::Tracepoints,
         Feature::RawTracepoints,
@@ -51,6 +55,8 @@ impl Feature {
         Feature::RingBuffer,
         Feature::PacketSockets,
         Feature::SocketFilter,
+        Feature::NetNamespaces,
+        Feature::Xdp,
     ];
 
     /// The name `lesson.toml` uses.
@@ -68,6 +74,8 @@ impl Feature {
             Feature::RingBuffer => "ring-buffer",
             Feature::SocketFilter => "socket-filter",
             Feature::PacketSockets => "packet-sockets",
+            Feature::NetNamespaces => "net-namespaces",
+            Feature::Xdp => "xdp",
         }
     }
 
@@ -93,6 +101,8 @@ impl Feature {
                 "eBPF socket filters (BPF_PROG_TYPE_SOCKET_FILTER, SO_ATTACH_BPF)"
             }
             Feature::PacketSockets => "packet sockets (AF_PACKET, CONFIG_PACKET)",
+            Feature::NetNamespaces => "network namespaces (CLONE_NEWNET, CONFIG_NET_NS)",
+            Feature::Xdp => "XDP programs (BPF_PROG_TYPE_XDP), on any device through generic XDP",
         }
     }
 
@@ -111,6 +121,8 @@ impl Feature {
             Feature::RingBuffer => "5.8",
             Feature::SocketFilter => "3.19",
             Feature::PacketSockets => "2.2",
+            Feature::NetNamespaces => "2.6.24",
+            Feature::Xdp => "4.8 (generic XDP, on devices whose driver has none, 4.12)",
         }
     }
 
