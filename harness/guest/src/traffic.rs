@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// One TCP conversation (over loopback, or to a server elsewhere), from connect to both ends closed.
+/// One TCP conversation over loopback, from connect to both ends closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpExchange {
-    /// The server's port (on 127.0.0.1 for [`tcp_exchange`]).
+    /// The server's port on 127.0.0.1.
     pub port: u16,
     /// The client's (ephemeral) port.
     pub client_port: u16,
@@ -33,18 +33,6 @@ pub struct TcpExchange {
 pub fn tcp_exchange(port: u16, messages: usize, size: usize) -> anyhow::Result<TcpExchange> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("binding a TCP listener on 127.0.0.1:{port}"))?;
-    tcp_exchange_with(listener, messages, size)
-}
-
-/// [`tcp_exchange`] with a server on `listener`, bound anywhere (in another network
-/// namespace, say, across a veth pair): the client connects to its address.
-pub fn tcp_exchange_with(
-    listener: TcpListener,
-    messages: usize,
-    size: usize,
-) -> anyhow::Result<TcpExchange> {
-    let server_addr = listener.local_addr()?;
-    let port = server_addr.port();
     let server = std::thread::Builder::new()
         .name("tcp-server".into())
         .spawn(move || -> std::io::Result<()> {
@@ -55,8 +43,8 @@ pub fn tcp_exchange_with(
             conn.shutdown(Shutdown::Write)
         })
         .context("starting the server thread")?;
-    let mut client =
-        TcpStream::connect(server_addr).with_context(|| format!("connecting to {server_addr}"))?;
+    let mut client = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     client.set_nodelay(true)?;
     client.set_read_timeout(Some(Duration::from_secs(10)))?;
     let client_port = client.local_addr()?.port();
@@ -64,7 +52,7 @@ pub fn tcp_exchange_with(
     for _ in 0..messages {
         client
             .write_all(&message)
-            .with_context(|| format!("sending to {server_addr}"))?;
+            .context("sending over loopback")?;
     }
     client.shutdown(Shutdown::Write)?;
     // read() returns 0 once the server's FIN is in, which the kernel acknowledged as it
@@ -78,7 +66,7 @@ pub fn tcp_exchange_with(
     server
         .join()
         .map_err(|_| anyhow::anyhow!("the server thread panicked"))?
-        .context("the TCP server failed")?;
+        .context("the loopback server failed")?;
     let (to_server, to_client) = segments(&client)?;
     Ok(TcpExchange {
         port,

@@ -1,10 +1,10 @@
 //! Lesson 42's wire and workload: a veth pair from the agent's network namespace (veth0,
 //! 10.42.0.1) to another (veth1, 10.42.0.2), the XDP programs attached to veth1, and
-//! traffic whose every frame is known: UDP datagrams to two ports, one TCP conversation,
-//! echo requests. Neither kernel sends anything of its own on the pair (no IPv6, no ARP:
+//! traffic whose every frame is known: UDP datagrams to two ports, TCP SYNs to a closed
+//! port, echo requests. Neither kernel sends anything of its own on the pair (no IPv6, no ARP:
 //! see [`VethPair`]), so what the program counts can be checked exactly.
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,16 +14,17 @@ use aya::Ebpf;
 use bpflab_guest::echo::{ping, Pings};
 use bpflab_guest::netlink::NoVeth;
 use bpflab_guest::netns::{snmp_counter, VethPair};
-use bpflab_guest::traffic::{tcp_exchange_with, udp_across, TcpExchange};
+use bpflab_guest::traffic::udp_across;
 use bpflab_guest::Unsupported;
 
 /// The UDP ports datagrams are sent to, and how many to each.
 pub const UDP_PORTS: [u16; 2] = [9, 4242];
 pub const DATAGRAMS: usize = 3;
-/// The TCP conversation: its port, messages and their size.
+/// Connections tried to a TCP port nothing listens on: each is one SYN, which veth1's
+/// kernel refuses with a RST (a whole conversation's count of segments would depend on
+/// how its ACKs fall in time).
 pub const TCP_PORT: u16 = 80;
-const MESSAGES: usize = 3;
-const MESSAGE_SIZE: usize = 100;
+pub const CONNECTS: u64 = 2;
 /// Echo requests sent.
 pub const PINGS: u16 = 3;
 
@@ -112,8 +113,8 @@ pub struct Sent {
     /// Datagrams sent to each of [`UDP_PORTS`], and received there.
     pub udp_sent: [u64; 2],
     pub udp_received: [u64; 2],
-    /// The TCP conversation, in TCP_INFO's count.
-    pub tcp: TcpExchange,
+    /// SYNs sent, each refused (a RST came back).
+    pub syns: u64,
     /// The echo requests and their replies.
     pub pings: Pings,
     /// Echo requests veth1's kernel answered itself (its `Icmp InEchos`, before and
@@ -125,16 +126,16 @@ impl Sent {
     /// What a program counting every frame on veth1 must count, by kind.
     pub fn expected(&self) -> [u64; 7] {
         let udp = self.udp_sent.iter().sum();
-        [0, self.pings.sent, self.tcp.to_server, udp, 0, 0, 0]
+        [0, self.pings.sent, self.syns, udp, 0, 0, 0]
     }
 
     /// Prints it, for the learner.
     pub fn show(&self, lab: &bpflab_guest::Lab) {
         let [p0, p1] = UDP_PORTS;
         lab.print(format!(
-            "sent from veth0: {} UDP datagrams to port {p0}, {} to port {p1}; a TCP \
-             conversation with port {TCP_PORT}, {} segments to it (TCP_INFO); {} echo requests",
-            self.udp_sent[0], self.udp_sent[1], self.tcp.to_server, self.pings.sent
+            "sent from veth0: {} UDP datagrams to port {p0}, {} to port {p1}; {} TCP SYNs to \
+             port {TCP_PORT} (closed: each refused); {} echo requests",
+            self.udp_sent[0], self.udp_sent[1], self.syns, self.pings.sent
         ));
         lab.print(format!(
             "arrived: {} datagrams at port {p0}, {} at port {p1}; {} echo replies at veth0, \
@@ -149,29 +150,42 @@ impl Sent {
 pub fn send(pair: &VethPair, patience: Duration) -> anyhow::Result<Sent> {
     let far = pair.far.addr;
     // Sockets made in veth1's namespace stay there, whichever thread uses them.
-    let (receivers, listener, echoes_before) = pair.netns.run(|| {
+    let (receivers, echoes_before) = pair.netns.run(|| {
         let receivers = UDP_PORTS.map(|port| {
             UdpSocket::bind((far, port)).with_context(|| format!("binding UDP {port}"))
         });
         let [a, b] = receivers;
-        let listener = TcpListener::bind((far, TCP_PORT)).context("binding the TCP listener")?;
-        Ok(([a?, b?], listener, snmp_counter("Icmp", "InEchos")?))
+        Ok(([a?, b?], snmp_counter("Icmp", "InEchos")?))
     })?;
     let sender = UdpSocket::bind((pair.near.addr, 0)).context("binding the UDP sender")?;
     let mut udp_received = [0; 2];
     for (received, receiver) in udp_received.iter_mut().zip(&receivers) {
         *received = udp_across(&sender, receiver, DATAGRAMS, 32, patience)?;
     }
-    let tcp = tcp_exchange_with(listener, MESSAGES, MESSAGE_SIZE)?;
+    let syns = refused_connects(SocketAddr::from((far, TCP_PORT)), CONNECTS)?;
     let pings = ping(far, PINGS, Duration::from_millis(500))?;
     let echoes_after = pair.netns.run(|| snmp_counter("Icmp", "InEchos"))?;
     Ok(Sent {
         udp_sent: [DATAGRAMS as u64; 2],
         udp_received,
-        tcp,
+        syns,
         pings,
         far_kernel_echoes: echoes_after - echoes_before,
     })
+}
+
+/// Connects to `to`, where nothing listens, `count` times: one SYN each, each refused
+/// (the far kernel's RST). Returns the SYNs sent; a connection made, or another error,
+/// is an error.
+fn refused_connects(to: SocketAddr, count: u64) -> anyhow::Result<u64> {
+    for _ in 0..count {
+        match TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Ok(_) => anyhow::bail!("a connection to {to} was accepted: nothing was to listen"),
+            Err(e) => return Err(e).with_context(|| format!("connecting to {to}")),
+        }
+    }
+    Ok(count)
 }
 
 /// The program's two maps: frames by kind, verdicts by action.
