@@ -97,7 +97,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
             loader,
             kernel_btf.clone(),
         );
-        load_modules(lesson, &sink);
+        load_modules(lesson, sink);
         // What the lesson declares it needs, asked of this kernel before it runs.
         let missing = bpflab_guest::features::first_missing(&lesson.needs);
         let outcome = match (lessons::find(lesson.number), missing) {

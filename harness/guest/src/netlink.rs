@@ -259,7 +259,12 @@ impl Rtnetlink {
 fn ack(reply: &[u8], seq: u32) -> Option<i32> {
     let mut at = 0;
     while at + 20 <= reply.len() {
-        let word = |i: usize| u32::from_ne_bytes(reply[at + i..at + i + 4].try_into().unwrap());
+        let word = |i: usize| {
+            let bytes = reply
+                .get(at + i..at + i + 4)
+                .and_then(|b| b.try_into().ok());
+            bytes.map(u32::from_ne_bytes).unwrap_or(0)
+        };
         let len = word(0) as usize;
         let kind = u16::from_ne_bytes([reply[at + 4], reply[at + 5]]);
         if kind == NLMSG_ERROR && word(8) == seq {

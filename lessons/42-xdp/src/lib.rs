@@ -44,7 +44,6 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
 
 /// One part's run: `function` attached to veth1, the workload, the maps read.
 pub struct PartRun {
-    pub mode: Mode,
     pub sent: Sent,
     pub counts: [u64; 7],
     pub verdicts: [u64; 5],
@@ -87,7 +86,6 @@ pub fn run_part(
         wire::show_counts(&ACTIONS, &verdicts)
     ));
     Ok(PartRun {
-        mode,
         sent,
         counts,
         verdicts,

@@ -232,6 +232,7 @@ mod tests {
             part_needs: Default::default(),
             rejected_for: vec![],
             refused_by: Default::default(),
+            kernel_modules: vec![],
             dir: lesson_dir,
         };
         let err =

@@ -14,11 +14,11 @@ use bpflab_protocol::{Event, Outcome, Violation};
 
 use crate::config::{self, Config};
 use crate::kernel::catalog::Catalog;
-use crate::kernel::{self, KernelImage};
+use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, image::initramfs, interrupt};
+use crate::{image::initramfs, interrupt};
 
 mod collector;
 mod request;
@@ -175,15 +175,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         return Ok(without_vm(kernel, accel, lessons, timings));
     }
     let qemu_config = stages::qemu_config(request, &accel, &kernel, scratch.path());
-    let busybox = request
-        .shell
-        .then(|| guest_tools::busybox(&config, &catalog, request.arch))
-        .transpose()?;
-    let module_names: Vec<String> = booted
-        .iter()
-        .flat_map(|(l, _)| l.kernel_modules.iter().cloned())
-        .collect();
-    let modules = kernel::modules::for_kernel(&config, &catalog, &kernel, &module_names)?;
+    let (busybox, modules) = stages::extra_files(request, &config, &catalog, &kernel, &booted)?;
     let initramfs_bytes = stages::initramfs(
         request,
         &booted,
