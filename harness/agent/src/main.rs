@@ -146,7 +146,11 @@ fn load_modules(lesson: &bpflab_protocol::LessonPlan, sink: &bpflab_guest::Event
                 took.as_secs_f64() * 1000.0
             ),
             Ok(Loaded::AlreadyThere) => format!("{name} is in the kernel already"),
-            Ok(Loaded::Absent) => format!("{name}: no module for this kernel to load"),
+            Ok(Loaded::Absent) => format!(
+                "{name}: not in the kernel, and no {name}.ko came with it (bpflab takes modules \
+                 from the kernel's package where it knows the kernel's config and the package \
+                 holds them)"
+            ),
             Err(e) => format!("{name}: {e:#}"),
         };
         sink.send(&Event::Note {

@@ -49,7 +49,10 @@ pub struct NoVeth;
 
 impl std::fmt::Display for NoVeth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("this kernel has no veth driver (CONFIG_VETH), neither built in nor loaded")
+        f.write_str(
+            "this kernel has no veth driver built in, and bpflab found no veth.ko for it to load \
+             (see the note above)",
+        )
     }
 }
 
