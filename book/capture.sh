@@ -64,3 +64,6 @@ fi
 
 # Exercise 41.1 as shipped: it passes one side of the conversation, and says so.
 cargo run -q -- lesson 4101 --kernel 6.1 > "$out/lesson4101-6.1-x86_64.txt" 2>&1 || true
+
+# Exercise 42.1 as shipped: it drops all UDP, and says so.
+cargo run -q -- lesson 4201 --kernel 6.1 > "$out/lesson4201-6.1-x86_64.txt" 2>&1 || true

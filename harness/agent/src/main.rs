@@ -97,6 +97,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
             loader,
             kernel_btf.clone(),
         );
+        load_modules(lesson, sink);
         // What the lesson declares it needs, asked of this kernel before it runs.
         let missing = bpflab_guest::features::first_missing(&lesson.needs);
         let outcome = match (lessons::find(lesson.number), missing) {
@@ -131,6 +132,32 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     }
     drop(kept);
     Ok(())
+}
+
+/// Loads the kernel modules `lesson` asks for, saying what each came to. One that cannot
+/// be loaded is said too: the lesson then finds the kernel without it, and says what that
+/// means for it (unsupported, naming the driver).
+fn load_modules(lesson: &bpflab_protocol::LessonPlan, sink: &bpflab_guest::EventSink) {
+    use bpflab_guest::modules::{load, Loaded};
+    for name in &lesson.kernel_modules {
+        let text = match load(name) {
+            Ok(Loaded::Now(took)) => format!(
+                "loaded {name}.ko, from the kernel's own package, in {:.1} ms",
+                took.as_secs_f64() * 1000.0
+            ),
+            Ok(Loaded::AlreadyThere) => format!("{name} is in the kernel already"),
+            Ok(Loaded::Absent) => format!(
+                "{name}: not in the kernel, and no {name}.ko came with it (bpflab takes modules \
+                 from the kernel's package where it knows the kernel's config and the package \
+                 holds them)"
+            ),
+            Err(e) => format!("{name}: {e:#}"),
+        };
+        sink.send(&Event::Note {
+            lesson: lesson.number,
+            text,
+        });
+    }
 }
 
 /// Turns what a lesson returned (or how it panicked) into an outcome.

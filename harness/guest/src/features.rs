@@ -28,6 +28,11 @@ pub fn has(feature: Feature) -> anyhow::Result<bool> {
         Feature::SocketFilter => program(ProgramType::SocketFilter),
         Feature::PacketSockets => packet_sockets(),
         Feature::ObjectIds => object_ids(),
+        Feature::NetNamespaces => Ok(std::path::Path::new("/proc/self/ns/net").exists()),
+        // Program type 6 is as old as native XDP (4.8), and generic XDP (4.12) has no
+        // probe of its own: a kernel between the two refuses a veth's attachment, which
+        // the lesson reports.
+        Feature::Xdp => program(ProgramType::Xdp),
     }
 }
 

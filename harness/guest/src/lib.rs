@@ -7,10 +7,14 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod echo;
 pub mod features;
 mod helpers;
 pub mod histogram;
 mod kallsyms;
+pub mod modules;
+pub mod netlink;
+pub mod netns;
 pub mod packets;
 mod probe;
 mod sink;

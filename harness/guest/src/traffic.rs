@@ -121,3 +121,40 @@ pub fn udp_datagrams(port: u16, count: usize, size: usize) -> anyhow::Result<u64
     }
     Ok(count as u64)
 }
+
+/// Sends `count` UDP datagrams of `size` bytes from `sender` to `receiver`'s address
+/// (anywhere: across a veth pair, say), and returns how many `receiver` got: all of them
+/// within `patience` each, or those that came before a wait for the next ran out.
+pub fn udp_across(
+    sender: &UdpSocket,
+    receiver: &UdpSocket,
+    count: usize,
+    size: usize,
+    patience: Duration,
+) -> anyhow::Result<u64> {
+    let to = receiver.local_addr()?;
+    let datagram = vec![b'u'; size];
+    for _ in 0..count {
+        sender
+            .send_to(&datagram, to)
+            .with_context(|| format!("sending a UDP datagram to {to}"))?;
+    }
+    receiver.set_read_timeout(Some(patience))?;
+    let mut buf = vec![0u8; size + 1];
+    let mut received = 0;
+    while received < count as u64 {
+        match receiver.recv(&mut buf) {
+            Ok(_) => received += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e).context("receiving a UDP datagram"),
+        }
+    }
+    Ok(received)
+}

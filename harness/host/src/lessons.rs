@@ -55,6 +55,11 @@ pub struct Lesson {
     /// on the host, before any kernel sees the program (`refused_by = "clang"`).
     #[serde(default)]
     pub refused_by: RefusedBy,
+    /// Kernel modules the lesson needs (`kernel_modules = ["veth"]`): where the booted
+    /// kernel builds one as a module, bpflab takes it from the kernel's own package and
+    /// the guest loads it before the lesson runs.
+    #[serde(default)]
+    pub kernel_modules: Vec<String>,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -191,6 +196,21 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Lesson>> {
                 "in {}: `part_needs` names the part `{part}`, which is not in `parts` ({})",
                 path.display(),
                 lesson.parts.join(", ")
+            );
+        }
+        if let Some(name) = lesson
+            .kernel_modules
+            .iter()
+            .find(|m| crate::kernel::modules::known(m).is_none())
+        {
+            let known: Vec<&str> = crate::kernel::modules::KNOWN
+                .iter()
+                .map(|m| m.name)
+                .collect();
+            bail!(
+                "in {}: `kernel_modules` names `{name}`, which bpflab does not know how to take                  from a kernel's package (it knows: {})",
+                path.display(),
+                known.join(", ")
             );
         }
         if !lesson.rejected_for.is_empty() && lesson.kind != Kind::Mistake {

@@ -37,11 +37,15 @@ pub enum Feature {
     /// Ids for loaded programs and maps, and what the kernel says of each
     /// (`BPF_PROG_GET_NEXT_ID`, `BPF_OBJ_GET_INFO_BY_FD`): how bpftool finds them.
     ObjectIds,
+    /// Network namespaces, which the packet lessons put the far end of their wire in.
+    NetNamespaces,
+    /// XDP programs, on any device (generic XDP) if not in its driver.
+    Xdp,
 }
 
 impl Feature {
     /// Every feature, in the order the book's feature table lists them.
-    pub const ALL: [Feature; 13] = [
+    pub const ALL: [Feature; 15] = [
         Feature::Kprobes,
         Feature::Tracepoints,
         Feature::RawTracepoints,
@@ -55,6 +59,8 @@ impl Feature {
         Feature::PacketSockets,
         Feature::SocketFilter,
         Feature::ObjectIds,
+        Feature::NetNamespaces,
+        Feature::Xdp,
     ];
 
     /// The name `lesson.toml` uses.
@@ -73,6 +79,8 @@ impl Feature {
             Feature::SocketFilter => "socket-filter",
             Feature::PacketSockets => "packet-sockets",
             Feature::ObjectIds => "object-ids",
+            Feature::NetNamespaces => "net-namespaces",
+            Feature::Xdp => "xdp",
         }
     }
 
@@ -102,6 +110,8 @@ impl Feature {
                 "program and map ids (BPF_PROG_GET_NEXT_ID, BPF_OBJ_GET_INFO_BY_FD), which \
                  bpftool lists and dumps them by"
             }
+            Feature::NetNamespaces => "network namespaces (CLONE_NEWNET, CONFIG_NET_NS)",
+            Feature::Xdp => "XDP programs (BPF_PROG_TYPE_XDP), on any device through generic XDP",
         }
     }
 
@@ -121,6 +131,8 @@ impl Feature {
             Feature::SocketFilter => "3.19",
             Feature::PacketSockets => "2.2",
             Feature::ObjectIds => "4.13",
+            Feature::NetNamespaces => "2.6.24",
+            Feature::Xdp => "4.8 (generic XDP, on devices whose driver has none, 4.12)",
         }
     }
 

@@ -15,6 +15,9 @@ pub const PLAN_PATH: &str = "/bpflab/plan.json";
 pub const BUILT_BTF_PATH: &str = "/bpflab/vmlinux.btf";
 /// Where lesson objects live inside the initramfs: `<LESSONS_DIR>/<lesson dir>/<object>`.
 pub const LESSONS_DIR: &str = "/bpflab/lessons";
+/// Where kernel modules a lesson asks for (`kernel_modules` in its `lesson.toml`) live in
+/// the initramfs, taken from the booted kernel's own package: `<MODULES_DIR>/<name>.ko`.
+pub const MODULES_DIR: &str = "/bpflab/modules";
 /// Every event line starts with this marker, so a stray line on the channel (there should
 /// be none) is recognisable as not ours. Only a line that begins with it is an event: text
 /// that merely contains it (a guest process printing it mid-line) is not.
@@ -76,6 +79,10 @@ pub struct LessonPlan {
     /// other parts still run.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub part_needs: std::collections::BTreeMap<String, Vec<Feature>>,
+    /// Kernel modules the lesson needs loaded (its `kernel_modules`), which the agent
+    /// loads from [`MODULES_DIR`] before it runs, unless the kernel has them already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_modules: Vec<String>,
 }
 
 /// How a lesson ended.
@@ -372,6 +379,7 @@ mod tests {
                 parts: vec![],
                 needs: vec![Feature::Kprobes],
                 part_needs: [("latency".to_string(), vec![Feature::CoreBtf])].into(),
+                kernel_modules: vec!["veth".into()],
             }],
             channel: "/dev/ttyS1".into(),
             shell: false,

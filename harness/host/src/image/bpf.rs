@@ -233,6 +233,7 @@ mod tests {
             rejected_for: vec![],
             refused_by: Default::default(),
             guest_tools: vec![],
+            kernel_modules: vec![],
             dir: lesson_dir,
         };
         let err =

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, PLAN_PATH};
+use bpflab_protocol::{Plan, BUILT_BTF_PATH, LESSONS_DIR, MODULES_DIR, PLAN_PATH};
 
 /// A `newc` cpio archive being written.
 #[derive(Debug, Default)]
@@ -107,6 +107,9 @@ pub struct Extras<'a> {
     pub kernel_btf: Option<&'a Path>,
     /// Programs for the guest and what they load (bpftool and its libraries).
     pub files: &'a [GuestFile],
+    /// Kernel modules, as (name, file in the cache; `.ko` or `.ko.xz`), each becoming
+    /// `<MODULES_DIR>/<name>.ko`, decompressed.
+    pub modules: &'a [(String, std::path::PathBuf)],
 }
 
 /// Builds the initramfs for one boot.
@@ -158,6 +161,13 @@ pub fn build(
         let bytes = std::fs::read(&file.host)
             .with_context(|| format!("reading {}", file.host.display()))?;
         cpio.file(&file.guest, file.mode, &bytes);
+    }
+    if !extras.modules.is_empty() {
+        cpio.dir(MODULES_DIR, 0o755);
+    }
+    for (name, file) in extras.modules {
+        let bytes = crate::kernel::modules::module_bytes(file)?;
+        cpio.file(&format!("{MODULES_DIR}/{name}.ko"), 0o644, &bytes);
     }
     for (dir, objects) in lessons {
         let dir = format!("{LESSONS_DIR}/{dir}");
@@ -257,6 +267,7 @@ mod tests {
                     host: obj.clone(),
                     mode: 0o644,
                 }],
+                modules: &[("veth".to_string(), obj.clone())],
             },
         )
         .unwrap();
@@ -266,6 +277,7 @@ mod tests {
             "dev/console",
             "bpflab/plan.json",
             "bpflab/lessons/01-hello/hello.bpf.o",
+            "bpflab/modules/veth.ko",
             "bin/busybox",
             "bpflab/vmlinux.btf",
             "usr",

@@ -6,6 +6,7 @@ pub mod availability;
 pub mod build;
 pub mod catalog;
 pub mod check;
+pub mod modules;
 pub mod pins;
 pub mod pvh;
 pub mod update;
@@ -61,6 +62,10 @@ pub struct KernelImage {
     /// BTF encoded from the build's DWARF, for a kernel without BTF of its own (a 4.x
     /// kernel bpflab built): the guest resolves CO-RE relocations against it.
     pub btf: Option<PathBuf>,
+    /// The package it came from, when it is a distribution's: the kernel modules lessons
+    /// ask for are taken from it ([`modules`]).
+    #[serde(skip)]
+    pub package: Option<pins::Pinned>,
 }
 
 /// Finds (and if needed fetches) the kernel for `spec` and `arch`.
@@ -87,6 +92,7 @@ pub fn obtain(
                 origin: path.display().to_string(),
                 version: KernelVersion::of_image(path),
                 btf: None,
+                package: None,
             })
         }
         KernelSpec::Series(name) => {
@@ -227,6 +233,10 @@ fn obtain_series(
         image: pvh.unwrap_or(bzimage),
         config: kernel_config,
         btf: None,
+        package: Some(pins::Pinned {
+            package: record.package.clone(),
+            suite: record.suite.clone(),
+        }),
         origin: format!(
             "{} {} ({distribution} {})",
             record.package.name, record.package.version, record.suite

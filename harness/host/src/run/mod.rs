@@ -18,7 +18,7 @@ use crate::kernel::KernelImage;
 use crate::lessons::{self};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::{self, VmEnd, VmLine, VmReport};
-use crate::{image::guest_tools, image::initramfs, interrupt};
+use crate::{image::initramfs, interrupt};
 
 mod collector;
 mod request;
@@ -175,10 +175,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         return Ok(without_vm(kernel, accel, lessons, timings));
     }
     let qemu_config = stages::qemu_config(request, &accel, &kernel, scratch.path());
-    let busybox = request
-        .shell
-        .then(|| guest_tools::busybox(&config, &catalog, request.arch))
-        .transpose()?;
+    let (busybox, modules) = stages::extra_files(request, &config, &catalog, &kernel, &booted)?;
     let initramfs_bytes = stages::initramfs(
         request,
         &booted,
@@ -188,6 +185,7 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
             busybox: busybox.as_deref(),
             kernel_btf: kernel.btf.as_deref(),
             files: &stages::guest_files(request, &config, &booted)?,
+            modules: &modules,
         },
     )?;
     timings.initramfs = t.elapsed();

@@ -198,6 +198,30 @@ pub(super) fn qemu_config(
     }
 }
 
+/// Busybox, if the boot has it, and the kernel modules as (name, file).
+pub(super) type ExtraFiles = (Option<PathBuf>, Vec<(String, PathBuf)>);
+
+/// The files a boot adds to the initramfs: busybox for `--shell`, and the kernel modules
+/// the booted lessons ask for, as the kernel's package has them.
+pub(super) fn extra_files(
+    request: &RunRequest,
+    config: &Config,
+    catalog: &Catalog,
+    kernel: &KernelImage,
+    booted: &Selected<'_>,
+) -> anyhow::Result<ExtraFiles> {
+    let busybox = request
+        .shell
+        .then(|| crate::image::guest_tools::busybox(config, catalog, request.arch))
+        .transpose()?;
+    let names: Vec<String> = booted
+        .iter()
+        .flat_map(|(l, _)| l.kernel_modules.iter().cloned())
+        .collect();
+    let modules = kernel::modules::for_kernel(config, catalog, kernel, &names)?;
+    Ok((busybox, modules))
+}
+
 /// Writes the initramfs (agent, plan, objects, and the extras: busybox for `--shell`,
 /// bpftool for `--shell` and the lessons that run it, BTF for a kernel without its own) where QEMU will look for it; returns its size.
 pub(super) fn initramfs(
@@ -217,6 +241,7 @@ pub(super) fn initramfs(
                 parts: parts.clone(),
                 needs: l.needs.clone(),
                 part_needs: l.part_needs.clone(),
+                kernel_modules: l.kernel_modules.clone(),
             })
             .collect(),
         channel: qemu_config.channel().1.to_string(),

@@ -48,6 +48,36 @@ pub fn check(lesson: &LessonResult, where_: &str) {
             "{where_}: {:?}",
             lesson.outcome
         ),
+        42 => {
+            // Each part on its own terms, on the exact traffic the workload sent; the
+            // mode each program ran in is said, native or generic with the refusal.
+            let reason = reason(lesson);
+            assert!(
+                reason
+                    .contains("count: 11 frames counted and passed, as sent: ICMP 3, TCP 2, UDP 6")
+                    && reason.contains("; drop: the 6 UDP datagrams dropped, none arrived")
+                    && reason.contains(
+                        "; tx: the 3 pings answered from XDP (XDP_TX), none by veth1's kernel"
+                    ),
+                "{where_}: {reason}"
+            );
+            let modes = outputs(lesson)
+                .into_iter()
+                .filter(|l| l.starts_with("attached `") && l.contains(" mode ("))
+                .count();
+            assert!(modes >= 3, "{where_}: every attachment names its mode");
+        }
+        4201 => assert!(
+            reason(lesson).starts_with("not solved yet: the program drops all UDP"),
+            "{where_}: {:?}",
+            lesson.outcome
+        ),
+        421 => assert!(
+            reason(lesson)
+                .starts_with("the 3 datagrams to UDP port 9 dropped, the 3 to port 4242 arrived"),
+            "{where_}: {:?}",
+            lesson.outcome
+        ),
         _ => {}
     }
 }

@@ -179,6 +179,7 @@ fn built_image(
         image,
         config: Some(dir.join("config")),
         btf: Some(dir.join(BTF_FILE)).filter(|p| p.is_file()),
+        package: None,
         origin: format!(
             "{} {} built from source with {compiler}",
             flavour.name(),

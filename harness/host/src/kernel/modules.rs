@@ -1,0 +1,178 @@
+//! Kernel modules a lesson asks for (`kernel_modules = ["veth"]` in its `lesson.toml`),
+//! taken from the booted kernel's own package: the same pinned, verified `.deb` the
+//! kernel image came from, so the module is built for exactly that kernel. Debian's
+//! kernels have most drivers as modules (`=m`): the packet lessons need `veth.ko`.
+//!
+//! Only when the kernel's config says the driver is a module: built in (`=y`), there is
+//! nothing to load; absent, the guest finds no driver and the lesson says it is
+//! unsupported, naming it. A kernel bpflab built has what its fragments give it, built
+//! in; a kernel given by path has no package to take modules from.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::arch::Arch;
+use crate::config::Config;
+use crate::kernel::apt::archive;
+use crate::kernel::catalog::Catalog;
+use crate::kernel::KernelImage;
+
+/// A module lessons may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownModule {
+    /// Its name, as `lesson.toml` and `/sys/module` say it.
+    pub name: &'static str,
+    /// The config option that builds it.
+    pub option: &'static str,
+    /// Its path below `lib/modules/<release>/`, without the `.ko` (and any `.xz`).
+    pub path: &'static str,
+}
+
+/// Every module a lesson may ask for.
+pub const KNOWN: &[KnownModule] = &[KnownModule {
+    name: "veth",
+    option: "CONFIG_VETH",
+    path: "kernel/drivers/net/veth",
+}];
+
+/// The module `name`, if lessons may ask for it.
+pub fn known(name: &str) -> Option<&'static KnownModule> {
+    KNOWN.iter().find(|m| m.name == name)
+}
+
+/// How a kernel's config has an option: `y`, `m`, or not at all (`None`).
+pub fn option_value(config: &str, option: &str) -> Option<char> {
+    let prefix = format!("{option}=");
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.chars().next())
+        .filter(|c| matches!(c, 'y' | 'm'))
+}
+
+/// The files of `names` to put in the initramfs for `kernel`, as (name, file): those its
+/// config builds as modules, taken from its package (downloaded again, once, into a
+/// cache entry of their own beside the kernel's). None for a kernel without a package or
+/// a config, or where the config builds them in or not at all.
+pub fn for_kernel(
+    config: &Config,
+    catalog: &Catalog,
+    kernel: &KernelImage,
+    names: &[String],
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let (Some(pinned), Some(config_path)) = (&kernel.package, &kernel.config) else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let wanted: Vec<&KnownModule> = names
+        .iter()
+        .filter_map(|n| known(n))
+        .filter(|m| option_value(&text, m.option) == Some('m'))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let series = catalog
+        .find(&kernel.series)
+        .with_context(|| format!("kernel series {} is not in the catalog", kernel.series))?;
+    let query = archive::Query {
+        what: format!("the modules of kernel {}", kernel.series),
+        distribution: series.distribution(),
+        suites: &series.suites,
+        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&pinned.package.name)))?,
+        arch: kernel.arch,
+    };
+    let dir = modules_dir(config, &kernel.series, kernel.arch);
+    let picked: Vec<&KnownModule> = wanted.clone();
+    let record = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
+        pick(&picked, path)
+    })?;
+    let mut files = Vec::new();
+    for module in wanted {
+        let file = record
+            .files
+            .keys()
+            .find(|f| f.strip_suffix(".xz").unwrap_or(f) == format!("{}.ko", module.name));
+        match file {
+            Some(file) => files.push((module.name.to_string(), dir.join(file))),
+            None => crate::term::status(format!(
+                "{} {} has {}=m but holds no {}.ko: lessons that need it will say so",
+                pinned.package.name, pinned.package.version, module.option, module.name
+            )),
+        }
+    }
+    Ok(files)
+}
+
+/// The cache entry of a series' modules.
+fn modules_dir(config: &Config, series: &str, arch: Arch) -> PathBuf {
+    crate::kernel::cache_dir(config, &format!("{series}.modules"), arch)
+}
+
+/// The output name of `path` in a kernel package if it is one of `modules`: e.g.
+/// `lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/net/veth.ko` (or `.ko.xz`, and below
+/// `usr/` in newer packages) is `veth.ko` (`veth.ko.xz`).
+fn pick(modules: &[&KnownModule], path: &str) -> Option<String> {
+    let rest = path.strip_prefix("usr/").unwrap_or(path);
+    let rest = rest.strip_prefix("lib/modules/")?;
+    let (release, inside) = rest.split_once('/')?;
+    if release.is_empty() || release.starts_with('.') {
+        return None;
+    }
+    modules.iter().find_map(|m| {
+        let suffix = inside.strip_prefix(m.path)?;
+        [".ko", ".ko.xz"]
+            .contains(&suffix)
+            .then(|| format!("{}{suffix}", m.name))
+    })
+}
+
+/// The module's bytes as the kernel loads them: decompressed if the package kept it
+/// compressed (`.ko.xz`, Debian from 6.x's trixie packages), at most 64 MiB.
+pub fn module_bytes(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if file.extension().is_some_and(|e| e == "xz") {
+        let mut out = Vec::new();
+        xz2::read::XzDecoder::new(raw.as_slice())
+            .take(64 << 20)
+            .read_to_end(&mut out)
+            .with_context(|| format!("decompressing {}", file.display()))?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_modules_asked_for_are_picked_by_their_own_name() {
+        let veth = [known("veth").unwrap()];
+        let pick = |p| pick(&veth, p);
+        assert_eq!(
+            pick("lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/net/veth.ko"),
+            Some("veth.ko".into())
+        );
+        assert_eq!(
+            pick("usr/lib/modules/6.12.1+deb13-amd64/kernel/drivers/net/veth.ko.xz"),
+            Some("veth.ko.xz".into())
+        );
+        assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/vethx.ko"), None);
+        assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/veth.ko.sig"), None);
+        assert_eq!(pick("lib/modules/../kernel/drivers/net/veth.ko"), None);
+        assert_eq!(pick("boot/veth.ko"), None);
+    }
+
+    #[test]
+    fn a_config_says_module_built_in_or_absent() {
+        let config = "CONFIG_NET_NS=y\nCONFIG_VETH=m\n# CONFIG_MACVLAN is not set\n";
+        assert_eq!(option_value(config, "CONFIG_VETH"), Some('m'));
+        assert_eq!(option_value(config, "CONFIG_NET_NS"), Some('y'));
+        assert_eq!(option_value(config, "CONFIG_MACVLAN"), None);
+        assert_eq!(option_value(config, "CONFIG_NET"), None);
+    }
+}

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// Exercise 42.1 of the book, kernel side: lesson 42's `drop_udp`, which drops every UDP
+// datagram veth1 receives. Change it where it says EXERCISE 42.1 so that it drops only
+// those to UDP port 9 (the discard service) and passes the rest, UDP to other ports
+// included. Lesson 421 is a solution.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+// counts[kind]: the frames seen, by what they carry.
+enum { ARP, ICMP, TCP, UDP, OTHER_IPV4, IPV6, OTHER, KINDS };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+// verdicts[action]: what the program returned, by XDP action (XDP_ABORTED to _REDIRECT).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 5);
+	__type(key, __u32);
+	__type(value, __u64);
+} verdicts SEC(".maps");
+
+static __always_inline void add(void *map, __u32 key)
+{
+	__u64 *n = bpf_map_lookup_elem(map, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+// Counts the frame's verdict and returns it.
+static __always_inline int verdict(int action)
+{
+	add(&verdicts, action);
+	return action;
+}
+
+// What the frame carries, and where its IPv4 header is (when it has one). Every read of
+// the frame is checked against data_end first: the verifier refuses the program
+// otherwise, as a read past the end of a frame would read some other memory.
+static __always_inline int classify(struct xdp_md *ctx, struct iphdr **ip_out)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return OTHER;
+	switch (bpf_ntohs(eth->h_proto)) {
+	case ETH_P_ARP:
+		return ARP;
+	case ETH_P_IPV6:
+		return IPV6;
+	case ETH_P_IP:
+		break;
+	default:
+		return OTHER;
+	}
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return OTHER_IPV4;
+	*ip_out = ip;
+	switch (ip->protocol) {
+	case IPPROTO_ICMP:
+		return ICMP;
+	case IPPROTO_TCP:
+		return TCP;
+	case IPPROTO_UDP:
+		return UDP;
+	}
+	return OTHER_IPV4;
+}
+
+// Drops UDP before the kernel sees it; the rest passes.
+SEC("xdp")
+int drop_udp(struct xdp_md *ctx)
+{
+	struct iphdr *ip = 0;
+	int kind = classify(ctx, &ip);
+	add(&counts, kind);
+	// EXERCISE 42.1: drop only datagrams to port 9. The UDP header (struct udphdr, in
+	// linux/udp.h) follows the IPv4 header, which is ip->ihl * 4 bytes long; its
+	// destination port, `dest`, is in network byte order (bpf_htons). Check every read
+	// against data_end first, or the verifier refuses the program.
+	if (kind == UDP)
+		return verdict(XDP_DROP);
+	return verdict(XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "GPL";
