@@ -116,9 +116,11 @@ fn lesson_1_passes_with_the_tools_bpflab_unpacked_and_then_downloads_nothing() {
     let (out, _) = hidden_tools_bpflab(provision.path(), &["doctor"]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
-    let cached = report
+    // The host's tools come first; the guest's (bpftool) after "for the guest".
+    let host_tools = report.split("for the guest").next().unwrap_or_default();
+    let cached = host_tools
         .lines()
-        .filter(|l| l.contains("cached (Debian"))
+        .filter(|l| l.starts_with("    bpflab's") && l.contains(": /"))
         .count();
     assert_eq!(
         cached, 5,
