@@ -68,8 +68,15 @@ pub fn run(lab: &mut Lab) -> anyhow::Result<Outcome> {
     let dump = bpftool(lab, &["map", "dump", "id", &map_id.to_string()])?;
     let calls: Array<_, u64> = Array::try_from(bpf.map("calls").context("no map `calls`")?)?;
     let count = calls.get(&0, 0)?;
+    // With the map's BTF (4.18 and later), bpftool prints the value as a number; without
+    // it, as the value's bytes (little-endian here).
+    let raw = format!("value: {:02x} 00 00 00 00 00 00 00", CALLS);
+    let typed = dump.contains(&format!("\"value\": {CALLS}"));
+    if !typed && dump.contains(&raw) {
+        lab.note("the map has no BTF on this kernel: bpftool shows its value as raw bytes");
+    }
     ensure!(
-        count == CALLS && dump.contains(&format!("\"value\": {CALLS}")),
+        count == CALLS && (typed || dump.contains(&raw)),
         "{CALLS} calls made; aya reads {count} from the map, and bpftool shows:\n{dump}"
     );
     kprobes(lab, &target)?;
@@ -141,7 +148,7 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     let address = address_of(target)?;
     lab.print(format!("$ grep ' {target}$' /proc/kallsyms"));
     lab.print(format!("{address:016x} T {target}"));
-    let listed = show_file(lab, KPROBES_LIST, Some(address))?;
+    let listed = show_file(lab, KPROBES_LIST, Some((address, target)))?;
     ensure!(
         listed == 1,
         "{KPROBES_LIST} lists {listed} probes on {target}, not aya's one"
@@ -158,7 +165,7 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     lab.print(format!("$ echo '{probe}' >> {events}"));
     append(&events, &probe)?;
     let by_hand = show_file(lab, &events, None);
-    let listed = show_file(lab, KPROBES_LIST, Some(address));
+    let listed = show_file(lab, KPROBES_LIST, Some((address, target)));
     append(&events, "-:bpflab_by_hand")?;
     ensure!(
         by_hand? == before + 1,
@@ -184,11 +191,13 @@ fn address_of(name: &str) -> anyhow::Result<u64> {
 }
 
 /// Whether a line of `kprobes/list` is a probe at `address` or within its first
-/// instruction's reach (the 4 bytes of `endbr64`).
-fn probes(line: &str, address: u64) -> bool {
-    let at = line.split_whitespace().next();
-    at.and_then(|a| u64::from_str_radix(a, 16).ok())
-        .is_some_and(|at| (address..=address + 4).contains(&at))
+/// instruction's reach (the 4 bytes of `endbr64`), or else one named `target` (4.15
+/// prints `(ptrval)` where the list's addresses were, as it does for every `%p`).
+fn probes(line: &str, address: u64, target: &str) -> bool {
+    let mut fields = line.split_whitespace();
+    let at = fields.next().and_then(|a| u64::from_str_radix(a, 16).ok());
+    at.is_some_and(|at| (address..=address + 4).contains(&at))
+        || fields.any(|f| f.strip_prefix(target).is_some_and(|r| r.starts_with("+0x")))
 }
 
 fn append(path: &str, line: &str) -> anyhow::Result<()> {
@@ -202,13 +211,13 @@ fn append(path: &str, line: &str) -> anyhow::Result<()> {
 
 /// Shows the lines of `path` (only the probes at `address`, if given: other lessons'
 /// probes may be going away still) and returns how many there were.
-fn show_file(lab: &Lab, path: &str, address: Option<u64>) -> anyhow::Result<usize> {
+fn show_file(lab: &Lab, path: &str, at: Option<(u64, &str)>) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| address.is_none_or(|a| probes(l, a)))
+        .filter(|l| at.is_none_or(|(address, target)| probes(l, address, target)))
         .collect();
-    match address {
+    match at {
         Some(_) => lab.print(format!("$ cat {path}   (the probes at that address)")),
         None => lab.print(format!("$ cat {path}")),
     }
