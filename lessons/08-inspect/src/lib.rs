@@ -154,17 +154,17 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
         "{KPROBES_LIST} lists {listed} probes on {target}, not aya's one"
     );
     // Before 4.17 there is no kprobe PMU, and aya writes its probe to kprobe_events too.
-    let before = show_file(lab, &events, None)?;
+    let before = show_events(lab, &events, target)?;
     match before {
         0 => {}
-        1 if std::fs::read_to_string(&events)?.contains(target) => lab
+        1 => lab
             .note("aya made its probe through kprobe_events: this kernel has no kprobe PMU (4.17)"),
-        n => bail!("kprobe_events lists {n} probes, not none (or aya's alone)"),
+        n => bail!("kprobe_events lists {n} probes on {target}, not none (or aya's alone)"),
     }
     let probe = format!("p:bpflab_by_hand {target}");
     lab.print(format!("$ echo '{probe}' >> {events}"));
     append(&events, &probe)?;
-    let by_hand = show_file(lab, &events, None);
+    let by_hand = show_events(lab, &events, target);
     let listed = show_file(lab, KPROBES_LIST, Some((address, target)));
     append(&events, "-:bpflab_by_hand")?;
     ensure!(
@@ -209,18 +209,37 @@ fn append(path: &str, line: &str) -> anyhow::Result<()> {
     writeln!(file, "{line}").with_context(|| format!("writing `{line}` to {path}"))
 }
 
-/// Shows the lines of `path` (only the probes at `address`, if given: other lessons'
-/// probes may be going away still) and returns how many there were.
+/// Shows the lines of `path` about the probed function (the probes at `address`, or
+/// naming `target`: other lessons' probes may be going away still, and a kernel may list
+/// probes of its own) and returns how many there were.
 fn show_file(lab: &Lab, path: &str, at: Option<(u64, &str)>) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| at.is_none_or(|(address, target)| probes(l, address, target)))
+        .filter(|l| match at {
+            Some((address, target)) => probes(l, address, target),
+            None => true,
+        })
         .collect();
     match at {
         Some(_) => lab.print(format!("$ cat {path}   (the probes at that address)")),
         None => lab.print(format!("$ cat {path}")),
     }
+    for line in &lines {
+        lab.print(line.trim_end());
+    }
+    Ok(lines.len())
+}
+
+/// Shows the lines of `kprobe_events` that probe `target` and returns how many there
+/// were (a kernel's own trace events, if it has any, are not the lesson's).
+fn show_events(lab: &Lab, path: &str, target: &str) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().any(|f| f == target))
+        .collect();
+    lab.print(format!("$ cat {path}"));
     for line in &lines {
         lab.print(line.trim_end());
     }
