@@ -148,7 +148,7 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     let address = address_of(target)?;
     lab.print(format!("$ grep ' {target}$' /proc/kallsyms"));
     lab.print(format!("{address:016x} T {target}"));
-    let listed = show_file(lab, KPROBES_LIST, Some((address, target)))?;
+    let listed = show_file(lab, KPROBES_LIST, address, target)?;
     ensure!(
         listed == 1,
         "{KPROBES_LIST} lists {listed} probes on {target}, not aya's one"
@@ -165,7 +165,7 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
     lab.print(format!("$ echo '{probe}' >> {events}"));
     append(&events, &probe)?;
     let by_hand = show_events(lab, &events, target);
-    let listed = show_file(lab, KPROBES_LIST, Some((address, target)));
+    let listed = show_file(lab, KPROBES_LIST, address, target);
     append(&events, "-:bpflab_by_hand")?;
     ensure!(
         by_hand? == before + 1,
@@ -212,19 +212,13 @@ fn append(path: &str, line: &str) -> anyhow::Result<()> {
 /// Shows the lines of `path` about the probed function (the probes at `address`, or
 /// naming `target`: other lessons' probes may be going away still, and a kernel may list
 /// probes of its own) and returns how many there were.
-fn show_file(lab: &Lab, path: &str, at: Option<(u64, &str)>) -> anyhow::Result<usize> {
+fn show_file(lab: &Lab, path: &str, address: u64, target: &str) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| match at {
-            Some((address, target)) => probes(l, address, target),
-            None => true,
-        })
+        .filter(|l| probes(l, address, target))
         .collect();
-    match at {
-        Some(_) => lab.print(format!("$ cat {path}   (the probes at that address)")),
-        None => lab.print(format!("$ cat {path}")),
-    }
+    lab.print(format!("$ cat {path}   (the probes at that address)"));
     for line in &lines {
         lab.print(line.trim_end());
     }
