@@ -16,6 +16,7 @@ pub mod modules;
 pub mod netlink;
 pub mod netns;
 pub mod packets;
+pub mod release;
 mod probe;
 mod sink;
 mod trace;

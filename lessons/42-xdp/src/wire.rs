@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use aya::maps::Array;
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use bpflab_guest::echo::{ping, Pings};
@@ -30,6 +31,8 @@ pub const PINGS: u16 = 3;
 
 /// The kinds of frame the programs count (`counts` in xdp.bpf.c), in its order.
 pub const KINDS: [&str; 7] = ["ARP", "ICMP", "TCP", "UDP", "other IPv4", "IPv6", "other"];
+/// TCP's place in [`KINDS`].
+pub const TCP: usize = 2;
 /// XDP's actions (`verdicts` in xdp.bpf.c), by value.
 pub const ACTIONS: [&str; 5] = [
     "XDP_ABORTED",
@@ -75,17 +78,28 @@ impl Mode {
             ),
         }
     }
+
+    /// Whether the program runs on TCP's frames too. Generic XDP before Linux 5.3 passes
+    /// a cloned sk_buff by without running the program (net/core/dev.c,
+    /// `netif_receive_generic_xdp`: 4.15's returns XDP_PASS for `skb_cloned`, 5.4's no
+    /// longer does), and TCP sends clones: it keeps the original to retransmit.
+    pub fn sees_tcp(&self) -> bool {
+        match self {
+            Mode::Native => true,
+            Mode::Generic(_) => bpflab_guest::release::kernel() >= (5, 3),
+        }
+    }
 }
 
 /// Attaches `program` (loaded) to interface `index` of the calling thread's namespace:
 /// natively if the driver takes it, else generic XDP; unsupported if neither.
-pub fn attach(program: &mut Xdp, index: u32) -> anyhow::Result<Mode> {
+pub fn attach(program: &mut Xdp, index: u32) -> anyhow::Result<(Mode, XdpLinkId)> {
     let native = match program.attach_to_if_index(index, XdpMode::Driver) {
-        Ok(_) => return Ok(Mode::Native),
+        Ok(link) => return Ok((Mode::Native, link)),
         Err(e) => format!("{:#}", anyhow::Error::from(e)),
     };
     match program.attach_to_if_index(index, XdpMode::Skb) {
-        Ok(_) => Ok(Mode::Generic(native)),
+        Ok(link) => Ok((Mode::Generic(native), link)),
         Err(e) => Err(Unsupported(format!(
             "needs XDP on a veth: natively (Linux 4.19) or generic XDP (Linux 4.12), and this \
              kernel refused both (native: {native}; generic: {:#})",
@@ -97,14 +111,37 @@ pub fn attach(program: &mut Xdp, index: u32) -> anyhow::Result<Mode> {
 
 /// Loads `function` of `bpf` and attaches it to the pair's far end, veth1 (from a thread
 /// in its namespace, where its index means veth1).
-pub fn attach_far(bpf: &mut Ebpf, pair: &VethPair, function: &str) -> anyhow::Result<Mode> {
-    let program: &mut Xdp = bpf
-        .program_mut(function)
-        .with_context(|| format!("xdp.bpf.o has no function `{function}`"))?
-        .try_into()?;
+pub fn attach_far(
+    bpf: &mut Ebpf,
+    pair: &VethPair,
+    function: &str,
+) -> anyhow::Result<(Mode, XdpLinkId)> {
+    let program = far_program(bpf, function)?;
     program.load()?;
     let index = pair.far.index;
     pair.netns.run(|| attach(program, index))
+}
+
+/// Detaches `function` from veth1, in veth1's namespace. Before Linux 5.9 the attachment
+/// is made over netlink and outlives the program's file descriptor until it is undone
+/// there: dropping the program from another namespace would ask that namespace's
+/// interface of the same index, and leave veth1's program in place for the next part.
+pub fn detach_far(
+    bpf: &mut Ebpf,
+    pair: &VethPair,
+    function: &str,
+    link: XdpLinkId,
+) -> anyhow::Result<()> {
+    let program = far_program(bpf, function)?;
+    pair.netns
+        .run(|| program.detach(link).context("detaching from veth1"))
+}
+
+fn far_program<'a>(bpf: &'a mut Ebpf, function: &str) -> anyhow::Result<&'a mut Xdp> {
+    Ok(bpf
+        .program_mut(function)
+        .with_context(|| format!("xdp.bpf.o has no function `{function}`"))?
+        .try_into()?)
 }
 
 /// What the workload sent, and what arrived.

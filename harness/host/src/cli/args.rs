@@ -150,7 +150,7 @@ pub(crate) enum ToolsAction {
 #[derive(Debug, Subcommand)]
 pub(crate) enum KernelsAction {
     /// Pin the newest Debian or Ubuntu package of every series in images/kernels.lock
-    /// (kernels, their configs, source packages, kernel.org tarballs, the guest's busybox).
+    /// (kernels, their configs and modules packages, source packages, kernel.org tarballs, the guest's busybox).
     Update {
         /// Only these series (e.g. `4.4 5.4`): their kernels and sources, nothing else.
         /// Default: every series, and the guest's tools.

@@ -55,6 +55,11 @@ pub struct KernelSeries {
     /// package's name: `$1` stands for the pattern's first group. Same version.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Per architecture: the package that holds the kernel's modules when the kernel's
+    /// own package does not (Ubuntu's `linux-modules-*`, Debian's from 7.x), named the
+    /// same way as `config`. Same version.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
     /// Where the source comes from, for minimal builds.
     pub source: Option<SourceSpec>,
 }
@@ -134,7 +139,23 @@ impl KernelSeries {
     /// The name of the package holding the config of the kernel package `kernel`, when
     /// the catalog says it is another package.
     pub fn config_package(&self, arch: Arch, kernel: &str) -> Option<String> {
-        let template = self.config.get(arch.name())?;
+        self.companion(&self.config, arch, kernel)
+    }
+
+    /// The name of the package holding the modules of the kernel package `kernel`, when
+    /// the catalog says it is another package.
+    pub fn modules_package(&self, arch: Arch, kernel: &str) -> Option<String> {
+        self.companion(&self.modules, arch, kernel)
+    }
+
+    /// A package that goes with the kernel package `kernel`, named by `templates`.
+    fn companion(
+        &self,
+        templates: &BTreeMap<String, String>,
+        arch: Arch,
+        kernel: &str,
+    ) -> Option<String> {
+        let template = templates.get(arch.name())?;
         let captures = self.package_pattern(arch)?.captures(kernel)?;
         let mut name = String::new();
         captures.expand(template, &mut name);
@@ -161,15 +182,18 @@ impl KernelSeries {
                  {distribution}'s archive)"
             );
         }
-        for (arch, template) in &self.config {
-            let pattern = self.patterns().get(arch).with_context(|| {
-                format!("config.{arch} is given, but no package pattern for {arch}")
-            })?;
-            anyhow::ensure!(
-                template.contains("$1") && regex::Regex::new(pattern)?.captures_len() > 1,
-                "config.{arch} = '{template}' must name the config package with `$1`, the \
-                 first group of the package pattern '{pattern}'"
-            );
+        let companions = [("config", &self.config), ("modules", &self.modules)];
+        for (key, templates) in companions {
+            for (arch, template) in templates {
+                let pattern = self.patterns().get(arch).with_context(|| {
+                    format!("{key}.{arch} is given, but no package pattern for {arch}")
+                })?;
+                anyhow::ensure!(
+                    template.contains("$1") && regex::Regex::new(pattern)?.captures_len() > 1,
+                    "{key}.{arch} = '{template}' must name the {key} package with `$1`, the \
+                     first group of the package pattern '{pattern}'"
+                );
+            }
         }
         Ok(())
     }

@@ -261,6 +261,17 @@ fn kernel_file(path: &str) -> Option<String> {
     }
 }
 
+/// Where a package that holds a kernel's config has it: boot/config-<release> until 6.x
+/// (Ubuntu's linux-modules-*), usr/lib/modules/<release>/config in Debian's linux-base-*
+/// from 7.x.
+fn config_file(path: &str) -> Option<String> {
+    let in_modules = path
+        .strip_prefix("usr/lib/modules/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(release, file)| !release.is_empty() && !release.starts_with('.') && file == "config");
+    (path.starts_with("boot/config-") || in_modules).then(|| "config".to_string())
+}
+
 /// The config of `kernel` from the package that holds it (`name`, of the kernel's
 /// version): the one pinned beside the kernel (the newest, when the kernel itself was
 /// `refresh`ed past the lock), cached beside it. Only the config is kept of it.
@@ -300,9 +311,7 @@ fn obtain_config(
     let refresh = pinned.is_none()
         && archive::record(&dir)
             .is_none_or(|r| r.package.name != name || r.package.version != kernel.package.version);
-    let record = archive::obtain(config, &query, &dir, refresh, pinned, |path| {
-        (path.starts_with("boot/config-")).then(|| "config".to_string())
-    })?;
+    let record = archive::obtain(config, &query, &dir, refresh, pinned, config_file)?;
     anyhow::ensure!(
         record.package.version == kernel.package.version,
         "{} {} is not of the kernel's version {}: run `bpflab kernels update` to pin both anew",
@@ -312,7 +321,7 @@ fn obtain_config(
     );
     anyhow::ensure!(
         record.files.contains_key("config"),
-        "{} {} holds no boot/config-*: the catalog's `config` for {} names the wrong package",
+        "{} {} holds no boot/config-* or usr/lib/modules/*/config: the catalog's `config` for {} names the wrong package",
         record.package.name,
         record.package.version,
         series.series
@@ -348,5 +357,18 @@ mod tests {
             KernelSpec::parse("./bzImage"),
             KernelSpec::Path(PathBuf::from("./bzImage"))
         );
+    }
+
+    #[test]
+    fn configs_are_found_where_each_packaging_keeps_them() {
+        let config = |p| config_file(p);
+        assert_eq!(config("boot/config-6.8.0-151-generic"), Some("config".into()));
+        assert_eq!(
+            config("usr/lib/modules/7.2.13+deb14-cloud-amd64/config"),
+            Some("config".into())
+        );
+        assert_eq!(config("usr/lib/modules/7.2.13/kernel/config"), None);
+        assert_eq!(config("usr/lib/modules/../config"), None);
+        assert_eq!(config("usr/lib/modules/7.2/System.map"), None);
     }
 }

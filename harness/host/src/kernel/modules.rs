@@ -1,6 +1,8 @@
 //! Kernel modules a lesson asks for (`kernel_modules = ["veth"]` in its `lesson.toml`),
-//! taken from the booted kernel's own package: the same pinned, verified `.deb` the
-//! kernel image came from, so the module is built for exactly that kernel. Debian's
+//! taken from the booted kernel's own packages: the same pinned, verified `.deb` the
+//! kernel image came from, or the one pinned beside it at the same version where the
+//! modules are packaged apart (Ubuntu's `linux-modules-*`, Debian's from 7.x), so the
+//! module is built for exactly that kernel. Debian's
 //! kernels have most drivers as modules (`=m`): the packet lessons need `veth.ko`.
 //!
 //! Only when the kernel's config says the driver is a module: built in (`=y`), there is
@@ -16,7 +18,8 @@ use anyhow::Context as _;
 use crate::arch::Arch;
 use crate::config::Config;
 use crate::kernel::apt::archive;
-use crate::kernel::catalog::Catalog;
+use crate::kernel::catalog::{Catalog, KernelSeries};
+use crate::kernel::pins::{self, Pinned};
 use crate::kernel::KernelImage;
 
 /// A module lessons may ask for.
@@ -78,16 +81,17 @@ pub fn for_kernel(
     let series = catalog
         .find(&kernel.series)
         .with_context(|| format!("kernel series {} is not in the catalog", kernel.series))?;
+    let package = package_of_modules(series, kernel.arch, pinned)?;
     let query = archive::Query {
         what: format!("the modules of kernel {}", kernel.series),
         distribution: series.distribution(),
         suites: &series.suites,
-        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&pinned.package.name)))?,
+        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&package.package.name)))?,
         arch: kernel.arch,
     };
     let dir = modules_dir(config, &kernel.series, kernel.arch);
     let picked: Vec<&KnownModule> = wanted.clone();
-    let record = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
+    let record = archive::obtain(config, &query, &dir, false, Some(&package), |path| {
         pick(&picked, path)
     })?;
     let mut files = Vec::new();
@@ -95,16 +99,44 @@ pub fn for_kernel(
         let file = record
             .files
             .keys()
-            .find(|f| f.strip_suffix(".xz").unwrap_or(f) == format!("{}.ko", module.name));
+            .find(|f| compression(f).0 == format!("{}.ko", module.name));
         match file {
             Some(file) => files.push((module.name.to_string(), dir.join(file))),
             None => crate::term::status(format!(
-                "{} {} has {}=m but holds no {}.ko: lessons that need it will say so",
-                pinned.package.name, pinned.package.version, module.option, module.name
+                "{} {} holds no {}.ko, though the kernel has {}=m: lessons that need it \
+                 will say so",
+                package.package.name, package.package.version, module.name, module.option
             )),
         }
     }
     Ok(files)
+}
+
+/// The package that holds the modules of the kernel pinned as `kernel`: its own, or the
+/// one the catalog names beside it (`modules.<arch>`), pinned in the lock at the kernel's
+/// version.
+fn package_of_modules(
+    series: &KernelSeries,
+    arch: Arch,
+    kernel: &Pinned,
+) -> anyhow::Result<Pinned> {
+    let Some(name) = series.modules_package(arch, &kernel.package.name) else {
+        return Ok(kernel.clone());
+    };
+    let lock = pins::KernelLock::load(&pins::lock_path())?;
+    lock.find_modules(&series.series, arch)
+        .filter(|p| p.package.name == name && p.package.version == kernel.package.version)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{name} {}, which holds the modules of the pinned kernel {}, is not pinned in \
+                 {}: run `bpflab kernels update {}` (only pinned files are used)",
+                kernel.package.version,
+                series.series,
+                pins::lock_path().display(),
+                series.series
+            )
+        })
 }
 
 /// The cache entry of a series' modules.
@@ -124,25 +156,47 @@ fn pick(modules: &[&KnownModule], path: &str) -> Option<String> {
     }
     modules.iter().find_map(|m| {
         let suffix = inside.strip_prefix(m.path)?;
-        [".ko", ".ko.xz"]
+        [".ko", ".ko.xz", ".ko.zst"]
             .contains(&suffix)
             .then(|| format!("{}{suffix}", m.name))
     })
 }
 
+/// A module file's name without its compression suffix, and the compression.
+fn compression(file: &str) -> (&str, Option<&'static str>) {
+    for suffix in ["xz", "zst"] {
+        if let Some(base) = file.strip_suffix(&format!(".{suffix}")[..]) {
+            return (base, Some(suffix));
+        }
+    }
+    (file, None)
+}
+
+/// The most a module may decompress to: veth is 40 KiB; the largest modules are a few MiB.
+const MODULE_LIMIT: u64 = 64 << 20;
+
 /// The module's bytes as the kernel loads them: decompressed if the package kept it
-/// compressed (`.ko.xz`, Debian from 6.x's trixie packages), at most 64 MiB.
+/// compressed (`.ko.xz` in Debian's packages from trixie, `.ko.zst` in Ubuntu's from
+/// 23.10), at most 64 MiB.
 pub fn module_bytes(file: &Path) -> anyhow::Result<Vec<u8>> {
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    if file.extension().is_some_and(|e| e == "xz") {
-        let mut out = Vec::new();
-        xz2::read::XzDecoder::new(raw.as_slice())
-            .take(64 << 20)
-            .read_to_end(&mut out)
-            .with_context(|| format!("decompressing {}", file.display()))?;
-        return Ok(out);
-    }
-    Ok(raw)
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let mut out = Vec::new();
+    let read = match compression(&name).1 {
+        None => return Ok(raw),
+        Some("xz") => xz2::read::XzDecoder::new(raw.as_slice())
+            .take(MODULE_LIMIT + 1)
+            .read_to_end(&mut out),
+        Some(_) => zstd::stream::read::Decoder::new(raw.as_slice())
+            .and_then(|d| d.take(MODULE_LIMIT + 1).read_to_end(&mut out)),
+    };
+    read.with_context(|| format!("decompressing {}", file.display()))?;
+    anyhow::ensure!(
+        out.len() as u64 <= MODULE_LIMIT,
+        "{} decompresses to more than {MODULE_LIMIT} bytes: it is no kernel module",
+        file.display()
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -161,6 +215,10 @@ mod tests {
             pick("usr/lib/modules/6.12.1+deb13-amd64/kernel/drivers/net/veth.ko.xz"),
             Some("veth.ko.xz".into())
         );
+        assert_eq!(
+            pick("lib/modules/6.8.0-151-generic/kernel/drivers/net/veth.ko.zst"),
+            Some("veth.ko.zst".into())
+        );
         assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/vethx.ko"), None);
         assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/veth.ko.sig"), None);
         assert_eq!(pick("lib/modules/../kernel/drivers/net/veth.ko"), None);
@@ -174,5 +232,30 @@ mod tests {
         assert_eq!(option_value(config, "CONFIG_NET_NS"), Some('y'));
         assert_eq!(option_value(config, "CONFIG_MACVLAN"), None);
         assert_eq!(option_value(config, "CONFIG_NET"), None);
+    }
+
+    #[test]
+    fn compressed_modules_are_unpacked_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = b"\x7fELF a module".repeat(100);
+        let xz = dir.path().join("veth.ko.xz");
+        let mut packed = Vec::new();
+        xz2::read::XzEncoder::new(module.as_slice(), 6)
+            .read_to_end(&mut packed)
+            .unwrap();
+        std::fs::write(&xz, packed).unwrap();
+        let zst = dir.path().join("veth.ko.zst");
+        std::fs::write(&zst, zstd::bulk::compress(&module, 3).unwrap()).unwrap();
+        let plain = dir.path().join("veth.ko");
+        std::fs::write(&plain, &module).unwrap();
+        for file in [&xz, &zst, &plain] {
+            assert_eq!(module_bytes(file).unwrap(), module, "{}", file.display());
+        }
+        // A bomb: 65 MiB of zeros in a few KiB.
+        let bomb = dir.path().join("bomb.ko.zst");
+        let zeros = vec![0u8; (MODULE_LIMIT + (1 << 20)) as usize];
+        std::fs::write(&bomb, zstd::bulk::compress(&zeros, 3).unwrap()).unwrap();
+        let error = format!("{:#}", module_bytes(&bomb).unwrap_err());
+        assert!(error.contains("decompresses to more than"), "{error}");
     }
 }

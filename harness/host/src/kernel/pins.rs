@@ -37,6 +37,14 @@ pub struct KernelLock {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub configs: Vec<LockedKernel>,
+    /// One entry per (series, arch) whose kernel's modules are in a package of their own
+    /// (Ubuntu's `linux-modules-*`, Debian's from 7.x), of the same version as the kernel's.
+    #[serde(
+        default,
+        rename = "kernel_modules",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub modules: Vec<LockedKernel>,
     /// One entry per series built from a kernel.org tarball.
     #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<LockedSource>,
@@ -134,6 +142,16 @@ impl KernelLock {
     /// Sets the pinned config package of a series and arch.
     pub fn set_config(&mut self, series: &str, arch: Arch, pinned: Pinned) {
         set_in(&mut self.configs, series, arch, pinned);
+    }
+
+    /// The pinned package holding a kernel's modules, where that is another package.
+    pub fn find_modules(&self, series: &str, arch: Arch) -> Option<&Pinned> {
+        find_in(&self.modules, series, arch)
+    }
+
+    /// Pins the package holding a kernel's modules.
+    pub fn set_modules(&mut self, series: &str, arch: Arch, pinned: Pinned) {
+        set_in(&mut self.modules, series, arch, pinned);
     }
 
     /// The pinned SHA-256 of a series' source tarball at `url`, if pinned.

@@ -102,7 +102,7 @@ fn pin_kernels(
             let label = format!("{} {arch}", series.series);
             if let Some(newest) = newest(config, &query, &label, changes)? {
                 note_change(&label, lock.find(&series.series, arch), &newest, changes);
-                pin_config(config, &query, series, &newest, lock, changes)?;
+                pin_companions(config, &query, series, &newest, lock, changes)?;
                 lock.set(&series.series, arch, newest);
             }
         }
@@ -110,9 +110,49 @@ fn pin_kernels(
     Ok(())
 }
 
-/// The package holding the config of the newly pinned `kernel`, where it is another
-/// (Ubuntu's `linux-modules-*`): that name, of the kernel's very version.
-fn pin_config(
+/// A package pinned beside a kernel, of its very version, when the kernel's own package
+/// does not hold what it holds.
+#[derive(Debug, Clone, Copy)]
+enum Companion {
+    /// The build config (Ubuntu's `linux-modules-*`, Debian's `linux-base-*` from 7.x).
+    Config,
+    /// The modules (Ubuntu's `linux-modules-*`, Debian's from 7.x).
+    Modules,
+}
+
+impl Companion {
+    fn name(self, series: &KernelSeries, arch: Arch, kernel: &str) -> Option<String> {
+        match self {
+            Companion::Config => series.config_package(arch, kernel),
+            Companion::Modules => series.modules_package(arch, kernel),
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Companion::Config => "config",
+            Companion::Modules => "modules",
+        }
+    }
+
+    fn find(self, lock: &KernelLock, series: &str, arch: Arch) -> Option<Pinned> {
+        match self {
+            Companion::Config => lock.find_config(series, arch).cloned(),
+            Companion::Modules => lock.find_modules(series, arch).cloned(),
+        }
+    }
+
+    fn set(self, lock: &mut KernelLock, series: &str, arch: Arch, pinned: Pinned) {
+        match self {
+            Companion::Config => lock.set_config(series, arch, pinned),
+            Companion::Modules => lock.set_modules(series, arch, pinned),
+        }
+    }
+}
+
+/// The packages pinned beside the newly pinned `kernel` (its config, its modules), where
+/// they are others: those names, of the kernel's very version.
+fn pin_companions(
     config: &Config,
     kernel_query: &Query<'_>,
     series: &KernelSeries,
@@ -121,32 +161,30 @@ fn pin_config(
     changes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let arch = kernel_query.arch;
-    let Some(name) = series.config_package(arch, &kernel.package.name) else {
-        return Ok(());
-    };
-    let query = Query {
-        what: format!("the config of kernel {}", series.series),
-        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&name)))?,
-        ..kernel_query.clone()
-    };
-    let label = format!("{} {arch} config", series.series);
-    let Some(newest) = newest(config, &query, &label, changes)? else {
-        return Ok(());
-    };
-    if newest.package.version != kernel.package.version {
-        changes.push(format!(
-            "{label}: not updated: the mirror has {name} {}, not the kernel's {}",
-            newest.package.version, kernel.package.version
-        ));
-        return Ok(());
+    for companion in [Companion::Config, Companion::Modules] {
+        let Some(name) = companion.name(series, arch, &kernel.package.name) else {
+            continue;
+        };
+        let query = Query {
+            what: format!("the {} of kernel {}", companion.word(), series.series),
+            pattern: regex::Regex::new(&format!("^{}$", regex::escape(&name)))?,
+            ..kernel_query.clone()
+        };
+        let label = format!("{} {arch} {}", series.series, companion.word());
+        let Some(newest) = newest(config, &query, &label, changes)? else {
+            continue;
+        };
+        if newest.package.version != kernel.package.version {
+            changes.push(format!(
+                "{label}: not updated: the mirror has {name} {}, not the kernel's {}",
+                newest.package.version, kernel.package.version
+            ));
+            continue;
+        }
+        let before = companion.find(lock, &series.series, arch);
+        note_change(&label, before.as_ref(), &newest, changes);
+        companion.set(lock, &series.series, arch, newest);
     }
-    note_change(
-        &label,
-        lock.find_config(&series.series, arch),
-        &newest,
-        changes,
-    );
-    lock.set_config(&series.series, arch, newest);
     Ok(())
 }
 

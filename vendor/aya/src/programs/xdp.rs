@@ -20,7 +20,7 @@ use crate::{
     VerifierLogLevel,
     programs::{
         FdLink, Link, ProgramData, ProgramError, ProgramType, define_link_wrapper, id_as_key,
-        impl_try_from_fdlink, impl_try_into_fdlink, load_program_with_attach_type,
+        impl_try_from_fdlink, impl_try_into_fdlink, load_program, load_program_with_attach_type,
     },
     sys::{
         LinkTarget, NetlinkError, SyscallError, bpf_link_create, bpf_link_update,
@@ -97,7 +97,14 @@ impl Xdp {
     /// Loads the program inside the kernel.
     pub fn load(&mut self) -> Result<(), ProgramError> {
         let Self { data, attach_type } = self;
-        load_program_with_attach_type(BPF_PROG_TYPE_XDP, *attach_type, data)
+        // Only the map kinds need an expected attach type: the kernel ignores it for a
+        // program attached to an interface. Kernels before 4.17 have no such field, and
+        // a non-zero one fails the load there, so it is left out, as libbpf leaves it out
+        // where the kernel lacks it.
+        match attach_type {
+            XdpAttachType::Interface => load_program(BPF_PROG_TYPE_XDP, None, data),
+            _ => load_program_with_attach_type(BPF_PROG_TYPE_XDP, *attach_type, data),
+        }
     }
 
     /// Attaches the program to the given `interface`.
