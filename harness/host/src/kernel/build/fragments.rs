@@ -17,7 +17,7 @@ pub struct Fragments {
     pub required: Vec<String>,
 }
 
-/// Reads base, arch, flavour and series fragments from `kernel-config/`: the series'
+/// Reads base, packets, arch, flavour and series fragments from `kernel-config/`: the series'
 /// quirks (`series/<series>.config`) and its quirks on one arch
 /// (`series/<series>-<arch>.config`), when there are any.
 pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow::Result<Fragments> {
@@ -26,6 +26,7 @@ pub fn fragments(series: &KernelSeries, flavour: Flavour, arch: Arch) -> anyhow:
     // Series quirks come last: they may have to override what the others ask for.
     let names = [
         Some("base.config".to_string()),
+        Some("packets.config".to_string()),
         Some(format!("{}.config", arch.name())),
         flavour.fragment().map(str::to_string),
         Some(format!("series/{}.config", series.series)),
