@@ -119,22 +119,6 @@ fn snapshot(meta: &Lesson, lesson: &LessonResult, series: &str, arch: Arch) {
 fn check_lesson(meta: &Lesson, lesson: &LessonResult, series: &str, arch: Arch) {
     let n = lesson.number;
     let where_ = format!("lesson {n} on {arch}");
-    // Debian's 7.x splits its kernel packages, and keeps the modules in one bpflab does
-    // not fetch yet (nor the config that says veth is one): there the lessons that need
-    // veth are unsupported, for that reason only.
-    if series == "7.2" && meta.kernel_modules.iter().any(|m| m == "veth") {
-        let Outcome::Unsupported(reason) = &lesson.outcome else {
-            panic!(
-                "{where_}: expected unsupported without veth.ko, got {:?}",
-                lesson.outcome
-            );
-        };
-        assert!(
-            reason.contains("needs the veth driver (CONFIG_VETH"),
-            "{where_}: {reason}"
-        );
-        return;
-    }
     // Lesson 4's fentry part cannot attach on arm64 6.1 (no ftrace direct calls before
     // 6.4): there the lesson is unsupported, for that reason only (checked below).
     let partly_unsupported = n == 4 && arch == Arch::Arm64;
