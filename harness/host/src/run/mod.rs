@@ -1,7 +1,7 @@
 //! One lesson run, stage by stage:
 //!
-//! kernel (catalog → cache or download) → agent (cargo) → objects (clang) → initramfs →
-//! QEMU → events → [`RunResult`].
+//! kernel (catalog → cache or download), beside agent (cargo) → objects (clang); then
+//! initramfs → QEMU → events → [`RunResult`].
 //!
 //! Each stage is a module of its own; this file only wires them and times them. The
 //! caller sees everything live through a [`Progress`] callback and gets the whole story
@@ -143,19 +143,34 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let (qemu, toolchain) = stages::tools(&config, request.arch)?;
     timings.tools = t.elapsed();
 
-    let t = Instant::now();
-    let kernel = stages::kernel(request, &catalog, &config)?;
-    timings.kernel = t.elapsed();
+    // The kernel (a download on a first run) and the build (cargo and clang) need
+    // nothing of each other: they overlap, and a first run waits for the longer only.
+    let (kernel, build) = std::thread::scope(|s| {
+        let kernel = s.spawn(|| {
+            let t = Instant::now();
+            stages::kernel(request, &catalog, &config).map(|k| (k, t.elapsed()))
+        });
+        let t = Instant::now();
+        let build = stages::build(&root, &toolchain, request.arch, &selected);
+        let build = build.map(|b| (b, t.elapsed()));
+        let kernel = kernel
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("obtaining the kernel panicked")));
+        (kernel, build)
+    });
+    let (kernel, kernel_time) = kernel?;
+    timings.kernel = kernel_time;
     progress(Progress::Stage(Stage::Kernel, kernel.origin.clone()));
     interrupt::check()?;
-
-    let t = Instant::now();
-    let stages::BuildStage {
-        built,
-        booted,
-        compiled_out,
-    } = stages::build(&root, &toolchain, request.arch, &selected)?;
-    timings.build = t.elapsed();
+    let (
+        stages::BuildStage {
+            built,
+            booted,
+            compiled_out,
+        },
+        build_time,
+    ) = build?;
+    timings.build = build_time;
     let summary = build_summary(&booted, &compiled_out);
     progress(Progress::Stage(Stage::Build, summary));
     interrupt::check()?;
