@@ -66,7 +66,7 @@ fn check_cell(series: &str, arch: Arch) {
         .map(|n| lessons::find(&all, *n).unwrap())
         .collect();
     for (meta, lesson) in metas.iter().zip(&result.lessons) {
-        check_lesson(meta, lesson, series, arch);
+        check_lesson(meta, lesson, arch);
     }
     // Every snapshot is compared even after one differs, so that one `cargo insta review`
     // sees all of a cell's new or changed output (a new lesson's first, say).
@@ -116,7 +116,7 @@ fn snapshot(meta: &Lesson, lesson: &LessonResult, series: &str, arch: Arch) {
 }
 
 /// What each lesson must show, exactly, on any kernel and arch.
-fn check_lesson(meta: &Lesson, lesson: &LessonResult, series: &str, arch: Arch) {
+fn check_lesson(meta: &Lesson, lesson: &LessonResult, arch: Arch) {
     let n = lesson.number;
     let where_ = format!("lesson {n} on {arch}");
     // Lesson 4's fentry part cannot attach on arm64 6.1 (no ftrace direct calls before
