@@ -31,11 +31,25 @@ pub struct KnownModule {
 }
 
 /// Every module a lesson may ask for.
-pub const KNOWN: &[KnownModule] = &[KnownModule {
-    name: "veth",
-    option: "CONFIG_VETH",
-    path: "kernel/drivers/net/veth",
-}];
+pub const KNOWN: &[KnownModule] = &[
+    KnownModule {
+        name: "veth",
+        option: "CONFIG_VETH",
+        path: "kernel/drivers/net/veth",
+    },
+    // The ingress and clsact qdiscs (clsact: 4.5), which tc programs hang on before TCX.
+    KnownModule {
+        name: "sch_ingress",
+        option: "CONFIG_NET_SCH_INGRESS",
+        path: "kernel/net/sched/sch_ingress",
+    },
+    // The bpf filter, direct-action mode included (4.4).
+    KnownModule {
+        name: "cls_bpf",
+        option: "CONFIG_NET_CLS_BPF",
+        path: "kernel/net/sched/cls_bpf",
+    },
+];
 
 /// The module `name`, if lessons may ask for it.
 pub fn known(name: &str) -> Option<&'static KnownModule> {
@@ -86,10 +100,39 @@ pub fn for_kernel(
         arch: kernel.arch,
     };
     let dir = modules_dir(config, &kernel.series, kernel.arch);
-    let picked: Vec<&KnownModule> = wanted.clone();
-    let record = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
-        pick(&picked, path)
-    })?;
+    // Every known module the config builds as one, not only those asked for: the cache
+    // entry is the series', and a run that asks for another must find it there too.
+    let picked: Vec<&KnownModule> = KNOWN
+        .iter()
+        .filter(|m| option_value(&text, m.option) == Some('m'))
+        .collect();
+    let fetch = || {
+        archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
+            pick(&picked, path)
+        })
+    };
+    let mut record = fetch()?;
+    // An entry made before bpflab knew one of them lacks it: made again, its record put
+    // aside first (under the entry's lock), so that `obtain` takes it as absent.
+    let holds = |record: &archive::Record, name: &str| {
+        let file = format!("{name}.ko");
+        record
+            .files
+            .keys()
+            .any(|f| f.strip_suffix(".xz").unwrap_or(f) == file)
+    };
+    if wanted.iter().any(|m| !holds(&record, m.name)) {
+        let parent = dir.parent().context("cache directory has no parent")?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock = crate::file_lock::acquire(parent, &name, "renewing a kernel's modules")?;
+        let stale = dir.join("record.json");
+        std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        drop(lock);
+        record = fetch()?;
+    }
     let mut files = Vec::new();
     for module in wanted {
         let file = record
@@ -165,6 +208,17 @@ mod tests {
         assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/veth.ko.sig"), None);
         assert_eq!(pick("lib/modules/../kernel/drivers/net/veth.ko"), None);
         assert_eq!(pick("boot/veth.ko"), None);
+        let tc = [known("sch_ingress").unwrap(), known("cls_bpf").unwrap()];
+        let pick = |p| super::pick(&tc, p);
+        assert_eq!(
+            pick("lib/modules/6.1.0-56-cloud-amd64/kernel/net/sched/sch_ingress.ko"),
+            Some("sch_ingress.ko".into())
+        );
+        assert_eq!(
+            pick("usr/lib/modules/6.12.1+deb13-amd64/kernel/net/sched/cls_bpf.ko.xz"),
+            Some("cls_bpf.ko.xz".into())
+        );
+        assert_eq!(pick("lib/modules/6.1/kernel/net/sched/cls_u32.ko"), None);
     }
 
     #[test]
