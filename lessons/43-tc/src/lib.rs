@@ -57,11 +57,10 @@ pub fn run_part(
         (ingress, TcAttachType::Ingress),
     ] {
         let path = wire::attach(&mut bpf, function, direction)?;
-        let side = format!("{direction:?}").to_lowercase();
         lab.print(format!(
-            "attached `{function}` to {} {side} {}",
+            "attached `{function}` to {} {}",
             wire::DEVICE,
-            path.describe()
+            path.describe(direction)
         ));
     }
     let sent = wire::send(PATIENCE)?;

@@ -85,17 +85,20 @@ impl AttachPath {
         }
     }
 
-    /// For the learner.
-    pub fn describe(self) -> &'static str {
+    /// For the learner: how it attached to `direction`.
+    pub fn describe(self, direction: TcAttachType) -> String {
+        let side = format!("{direction:?}");
         match self {
-            AttachPath::Tcx => {
-                "through TCX: a bpf_link (BPF_LINK_CREATE, BPF_TCX_*), which aya 0.14 makes on \
-                 Linux 6.6 and later; no qdisc"
-            }
-            AttachPath::Netlink => {
-                "through netlink: a cls_bpf filter in direct-action mode on the clsact qdisc, \
-                 which aya 0.14 makes before Linux 6.6"
-            }
+            AttachPath::Tcx => format!(
+                "through TCX: a bpf_link (BPF_LINK_CREATE, BPF_TCX_{}), which aya 0.14 makes on \
+                 Linux 6.6 and later; no qdisc",
+                side.to_uppercase()
+            ),
+            AttachPath::Netlink => format!(
+                "through netlink: a bpf filter in direct-action mode on the clsact qdisc's {} \
+                 (tc filter add dev lo {0} bpf da), which aya 0.14 makes before Linux 6.6",
+                side.to_lowercase()
+            ),
         }
     }
 }
@@ -172,7 +175,7 @@ pub fn attach(
         (AttachPath::Netlink, Err(_) | Ok(0)) => Ok(path),
         (_, listed) => anyhow::bail!(
             "aya was to attach `{function}` {}, but TCX on {DEVICE} {direction:?} lists {listed:?}",
-            path.describe()
+            path.describe(direction)
         ),
     }
 }
@@ -292,11 +295,15 @@ pub fn read_maps(bpf: &Ebpf) -> anyhow::Result<Maps> {
     };
     let counts: Array<_, [u64; 2]> = Array::try_from(map("counts")?)?;
     let verdicts: Array<_, u64> = Array::try_from(map("verdicts")?)?;
-    let rewrites: Array<_, u64> = Array::try_from(map("rewrites")?)?;
+    // Only the object with `rewrite_port` has `rewrites`.
+    let rewrites = match bpf.map("rewrites") {
+        Some(map) => Array::<_, u64>::try_from(map)?.get(&0, 0)?,
+        None => 0,
+    };
     let mut maps = Maps {
         counts: [[(0, 0); 7]; 2],
         verdicts: [[0; 8]; 2],
-        rewrites: rewrites.get(&0, 0)?,
+        rewrites,
     };
     for direction in [EGRESS, INGRESS] {
         for (kind, tally) in maps.counts[direction].iter_mut().enumerate() {
