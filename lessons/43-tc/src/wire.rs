@@ -76,8 +76,8 @@ pub enum AttachPath {
 
 impl AttachPath {
     /// The one aya 0.14's `SchedClassifier::attach` takes: TCX from Linux 6.6, by the
-    /// running kernel's version (`uname`, or Ubuntu's `/proc/version_signature`), else
-    /// netlink. It does not fall back from one to the other.
+    /// running kernel's version (Ubuntu's `/proc/version_signature`, Debian's in `uname
+    /// -v`, else `uname -r`), else netlink. It does not fall back from one to the other.
     pub fn aya_chooses() -> AttachPath {
         match KernelVersion::current() {
             Ok(v) if v >= KernelVersion::new(6, 6, 0) => AttachPath::Tcx,
@@ -140,7 +140,7 @@ pub fn attach(
 ) -> anyhow::Result<AttachPath> {
     let program: &mut SchedClassifier = bpf
         .program_mut(function)
-        .with_context(|| format!("tc.bpf.o has no function `{function}`"))?
+        .with_context(|| format!("the object has no function `{function}`"))?
         .try_into()?;
     program.load()?;
     let path = AttachPath::aya_chooses();
@@ -291,7 +291,7 @@ pub struct Maps {
 pub fn read_maps(bpf: &Ebpf) -> anyhow::Result<Maps> {
     let map = |name: &str| {
         bpf.map(name)
-            .with_context(|| format!("tc.bpf.o has no map `{name}`"))
+            .with_context(|| format!("the object has no map `{name}`"))
     };
     let counts: Array<_, [u64; 2]> = Array::try_from(map("counts")?)?;
     let verdicts: Array<_, u64> = Array::try_from(map("verdicts")?)?;
