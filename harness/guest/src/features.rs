@@ -83,8 +83,10 @@ fn clsact() -> anyhow::Result<bool> {
         Ok(()) => Ok(true),
         Err(aya::programs::tc::TcError::NetlinkError(e)) => match e.raw_os_error() {
             Some(libc::EEXIST) => Ok(true),
-            // An unknown qdisc kind, or one without the clsact of 4.5.
-            Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL) => Ok(false),
+            // An unknown qdisc kind, or one without the clsact of 4.5; or a kernel before
+            // 4.12, whose netlink sockets refuse NETLINK_EXT_ACK, without which aya 0.14
+            // opens none.
+            Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL | libc::ENOPROTOOPT) => Ok(false),
             _ => Err(anyhow::Error::new(e).context("probing for the clsact qdisc")),
         },
         Err(e) => Err(anyhow::Error::new(e).context("probing for the clsact qdisc")),

@@ -143,7 +143,10 @@ impl Feature {
             Feature::ObjectIds => "4.13",
             Feature::NetNamespaces => "2.6.24",
             Feature::Xdp => "4.8 (generic XDP, on devices whose driver has none, 4.12)",
-            Feature::Tc => "4.5 (clsact; direct-action bpf filters 4.4; TCX links 6.6)",
+            Feature::Tc => {
+                "4.5 (clsact; direct-action bpf filters 4.4; TCX links 6.6), and 4.12 through \
+                 aya 0.14, which attaches over netlink only with NETLINK_EXT_ACK"
+            }
         }
     }
 

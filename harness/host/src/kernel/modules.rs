@@ -106,33 +106,11 @@ pub fn for_kernel(
         .iter()
         .filter(|m| option_value(&text, m.option) == Some('m'))
         .collect();
-    let fetch = || {
-        archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
-            pick(&picked, path)
-        })
-    };
-    let mut record = fetch()?;
-    // An entry made before bpflab knew one of them lacks it: made again, its record put
-    // aside first (under the entry's lock), so that `obtain` takes it as absent.
-    let holds = |record: &archive::Record, name: &str| {
-        let file = format!("{name}.ko");
-        record
-            .files
-            .keys()
-            .any(|f| f.strip_suffix(".xz").unwrap_or(f) == file)
-    };
-    if wanted.iter().any(|m| !holds(&record, m.name)) {
-        let parent = dir.parent().context("cache directory has no parent")?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let lock = crate::file_lock::acquire(parent, &name, "renewing a kernel's modules")?;
-        let stale = dir.join("record.json");
-        std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
-        drop(lock);
-        record = fetch()?;
-    }
+    put_aside_if_stale(&dir, &picked)?;
+    let record = archive::obtain(config, &query, &dir, false, Some(pinned), |path| {
+        pick(&picked, path)
+    })?;
+    record_sought(&dir, &picked)?;
     let mut files = Vec::new();
     for module in wanted {
         let file = record
@@ -148,6 +126,48 @@ pub fn for_kernel(
         }
     }
     Ok(files)
+}
+
+/// The file in a modules entry that lists the modules sought when it was made: the
+/// package may hold fewer (Ubuntu's kernel packages hold none), and an entry is made
+/// again only for a module it was not made for.
+const SOUGHT: &str = "sought.txt";
+
+/// Puts aside the record of the entry in `dir` if it was made before bpflab knew one of
+/// `picked` (neither sought nor held), under the entry's lock, so that `obtain` makes it
+/// again.
+fn put_aside_if_stale(dir: &Path, picked: &[&KnownModule]) -> anyhow::Result<()> {
+    let record = dir.join("record.json");
+    if !record.exists() {
+        return Ok(());
+    }
+    let sought = std::fs::read_to_string(dir.join(SOUGHT)).unwrap_or_default();
+    let stale = picked.iter().any(|m| {
+        !sought.lines().any(|l| l == m.name)
+            && !["ko", "ko.xz"]
+                .iter()
+                .any(|ext| dir.join(format!("{}.{ext}", m.name)).exists())
+    });
+    if !stale {
+        return Ok(());
+    }
+    let parent = dir.parent().context("cache directory has no parent")?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _lock = crate::file_lock::acquire(parent, &name, "renewing a kernel's modules")?;
+    std::fs::remove_file(&record).with_context(|| format!("removing {}", record.display()))
+}
+
+/// Notes in the entry in `dir` which modules it was made for (see [`SOUGHT`]).
+fn record_sought(dir: &Path, picked: &[&KnownModule]) -> anyhow::Result<()> {
+    let path = dir.join(SOUGHT);
+    let text: String = picked.iter().map(|m| format!("{}\n", m.name)).collect();
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The cache entry of a series' modules.
@@ -219,6 +239,29 @@ mod tests {
             Some("cls_bpf.ko.xz".into())
         );
         assert_eq!(pick("lib/modules/6.1/kernel/net/sched/cls_u32.ko"), None);
+    }
+
+    #[test]
+    fn an_entry_is_made_again_only_for_a_module_it_was_not_made_for() {
+        let entry = tempfile::tempdir().unwrap();
+        let dir = entry.path().join("6.1.modules");
+        std::fs::create_dir(&dir).unwrap();
+        let record = dir.join("record.json");
+        let veth = known("veth").unwrap();
+        let tc = [veth, known("sch_ingress").unwrap()];
+        // Made for veth alone, before sch_ingress was known: its record is put aside.
+        std::fs::write(dir.join("veth.ko"), "").unwrap();
+        std::fs::write(&record, "{}").unwrap();
+        put_aside_if_stale(&dir, &[veth]).unwrap();
+        assert!(record.exists());
+        put_aside_if_stale(&dir, &tc).unwrap();
+        assert!(!record.exists());
+        // Made for both, from a package that holds neither: kept.
+        std::fs::remove_file(dir.join("veth.ko")).unwrap();
+        std::fs::write(&record, "{}").unwrap();
+        record_sought(&dir, &tc).unwrap();
+        put_aside_if_stale(&dir, &tc).unwrap();
+        assert!(record.exists());
     }
 
     #[test]
