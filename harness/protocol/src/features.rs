@@ -41,11 +41,14 @@ pub enum Feature {
     NetNamespaces,
     /// XDP programs, on any device (generic XDP) if not in its driver.
     Xdp,
+    /// tc classifiers on a device's ingress and egress: a TCX link, or a direct-action
+    /// `cls_bpf` filter on the `clsact` qdisc.
+    Tc,
 }
 
 impl Feature {
     /// Every feature, in the order the book's feature table lists them.
-    pub const ALL: [Feature; 15] = [
+    pub const ALL: [Feature; 16] = [
         Feature::Kprobes,
         Feature::Tracepoints,
         Feature::RawTracepoints,
@@ -61,6 +64,7 @@ impl Feature {
         Feature::ObjectIds,
         Feature::NetNamespaces,
         Feature::Xdp,
+        Feature::Tc,
     ];
 
     /// The name `lesson.toml` uses.
@@ -81,6 +85,7 @@ impl Feature {
             Feature::ObjectIds => "object-ids",
             Feature::NetNamespaces => "net-namespaces",
             Feature::Xdp => "xdp",
+            Feature::Tc => "tc",
         }
     }
 
@@ -112,6 +117,11 @@ impl Feature {
             }
             Feature::NetNamespaces => "network namespaces (CLONE_NEWNET, CONFIG_NET_NS)",
             Feature::Xdp => "XDP programs (BPF_PROG_TYPE_XDP), on any device through generic XDP",
+            Feature::Tc => {
+                "tc classifiers (BPF_PROG_TYPE_SCHED_CLS) on ingress and egress: the clsact \
+                 qdisc with a direct-action bpf filter (CONFIG_NET_SCH_INGRESS, \
+                 CONFIG_NET_CLS_BPF), or a TCX link"
+            }
         }
     }
 
@@ -133,6 +143,10 @@ impl Feature {
             Feature::ObjectIds => "4.13",
             Feature::NetNamespaces => "2.6.24",
             Feature::Xdp => "4.8 (generic XDP, on devices whose driver has none, 4.12)",
+            Feature::Tc => {
+                "4.5 (clsact; direct-action bpf filters 4.4; TCX links 6.6), and 4.12 through \
+                 aya 0.14, which attaches over netlink only with NETLINK_EXT_ACK"
+            }
         }
     }
 

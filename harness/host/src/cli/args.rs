@@ -53,7 +53,7 @@ Copying a lesson directory works too: change number, name and title in its lesso
 and the package name in its Cargo.toml.
 
 Example:
-  bpflab new 43 my-probe       makes lessons/43-my-probe; then `bpflab lesson 43`")]
+  bpflab new 44 my-probe       makes lessons/44-my-probe; then `bpflab lesson 44`")]
     New {
         /// Its number, the one you will type (`bpflab lessons` shows those taken).
         #[arg(value_parser = clap::value_parser!(u32).range(1..))]

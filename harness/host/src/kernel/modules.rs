@@ -34,11 +34,25 @@ pub struct KnownModule {
 }
 
 /// Every module a lesson may ask for.
-pub const KNOWN: &[KnownModule] = &[KnownModule {
-    name: "veth",
-    option: "CONFIG_VETH",
-    path: "kernel/drivers/net/veth",
-}];
+pub const KNOWN: &[KnownModule] = &[
+    KnownModule {
+        name: "veth",
+        option: "CONFIG_VETH",
+        path: "kernel/drivers/net/veth",
+    },
+    // The ingress and clsact qdiscs (clsact: 4.5), which tc programs hang on before TCX.
+    KnownModule {
+        name: "sch_ingress",
+        option: "CONFIG_NET_SCH_INGRESS",
+        path: "kernel/net/sched/sch_ingress",
+    },
+    // The bpf filter, direct-action mode included (4.4).
+    KnownModule {
+        name: "cls_bpf",
+        option: "CONFIG_NET_CLS_BPF",
+        path: "kernel/net/sched/cls_bpf",
+    },
+];
 
 /// The module `name`, if lessons may ask for it.
 pub fn known(name: &str) -> Option<&'static KnownModule> {
@@ -90,10 +104,17 @@ pub fn for_kernel(
         arch: kernel.arch,
     };
     let dir = modules_dir(config, &kernel.series, kernel.arch);
-    let picked: Vec<&KnownModule> = wanted.clone();
+    // Every known module the config builds as one, not only those asked for: the cache
+    // entry is the series', and a run that asks for another must find it there too.
+    let picked: Vec<&KnownModule> = KNOWN
+        .iter()
+        .filter(|m| option_value(&text, m.option) == Some('m'))
+        .collect();
+    put_aside_if_stale(&dir, &picked)?;
     let record = archive::obtain(config, &query, &dir, false, Some(&package), |path| {
         pick(&picked, path)
     })?;
+    record_sought(&dir, &picked)?;
     let mut files = Vec::new();
     for module in wanted {
         let file = record
@@ -137,6 +158,48 @@ fn package_of_modules(
                 series.series
             )
         })
+}
+
+/// The file in a modules entry that lists the modules sought when it was made: the
+/// package may hold fewer (a kernel may build one in), and an entry is made
+/// again only for a module it was not made for.
+const SOUGHT: &str = "sought.txt";
+
+/// Puts aside the record of the entry in `dir` if it was made before bpflab knew one of
+/// `picked` (neither sought nor held), under the entry's lock, so that `obtain` makes it
+/// again.
+fn put_aside_if_stale(dir: &Path, picked: &[&KnownModule]) -> anyhow::Result<()> {
+    let record = dir.join("record.json");
+    if !record.exists() {
+        return Ok(());
+    }
+    let sought = std::fs::read_to_string(dir.join(SOUGHT)).unwrap_or_default();
+    let stale = picked.iter().any(|m| {
+        !sought.lines().any(|l| l == m.name)
+            && !["ko", "ko.xz", "ko.zst"]
+                .iter()
+                .any(|ext| dir.join(format!("{}.{ext}", m.name)).exists())
+    });
+    if !stale {
+        return Ok(());
+    }
+    let parent = dir.parent().context("cache directory has no parent")?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _lock = crate::file_lock::acquire(parent, &name, "renewing a kernel's modules")?;
+    std::fs::remove_file(&record).with_context(|| format!("removing {}", record.display()))
+}
+
+/// Notes in the entry in `dir` which modules it was made for (see [`SOUGHT`]).
+fn record_sought(dir: &Path, picked: &[&KnownModule]) -> anyhow::Result<()> {
+    let path = dir.join(SOUGHT);
+    let text: String = picked.iter().map(|m| format!("{}\n", m.name)).collect();
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The cache entry of a series' modules.
@@ -223,6 +286,40 @@ mod tests {
         assert_eq!(pick("lib/modules/6.1/kernel/drivers/net/veth.ko.sig"), None);
         assert_eq!(pick("lib/modules/../kernel/drivers/net/veth.ko"), None);
         assert_eq!(pick("boot/veth.ko"), None);
+        let tc = [known("sch_ingress").unwrap(), known("cls_bpf").unwrap()];
+        let pick = |p| super::pick(&tc, p);
+        assert_eq!(
+            pick("lib/modules/6.1.0-56-cloud-amd64/kernel/net/sched/sch_ingress.ko"),
+            Some("sch_ingress.ko".into())
+        );
+        assert_eq!(
+            pick("usr/lib/modules/6.12.1+deb13-amd64/kernel/net/sched/cls_bpf.ko.xz"),
+            Some("cls_bpf.ko.xz".into())
+        );
+        assert_eq!(pick("lib/modules/6.1/kernel/net/sched/cls_u32.ko"), None);
+    }
+
+    #[test]
+    fn an_entry_is_made_again_only_for_a_module_it_was_not_made_for() {
+        let entry = tempfile::tempdir().unwrap();
+        let dir = entry.path().join("6.1.modules");
+        std::fs::create_dir(&dir).unwrap();
+        let record = dir.join("record.json");
+        let veth = known("veth").unwrap();
+        let tc = [veth, known("sch_ingress").unwrap()];
+        // Made for veth alone, before sch_ingress was known: its record is put aside.
+        std::fs::write(dir.join("veth.ko"), "").unwrap();
+        std::fs::write(&record, "{}").unwrap();
+        put_aside_if_stale(&dir, &[veth]).unwrap();
+        assert!(record.exists());
+        put_aside_if_stale(&dir, &tc).unwrap();
+        assert!(!record.exists());
+        // Made for both, from a package that holds neither: kept.
+        std::fs::remove_file(dir.join("veth.ko")).unwrap();
+        std::fs::write(&record, "{}").unwrap();
+        record_sought(&dir, &tc).unwrap();
+        put_aside_if_stale(&dir, &tc).unwrap();
+        assert!(record.exists());
     }
 
     #[test]

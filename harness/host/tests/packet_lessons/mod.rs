@@ -78,6 +78,42 @@ pub fn check(lesson: &LessonResult, where_: &str) {
             "{where_}: {:?}",
             lesson.outcome
         ),
+        43 => {
+            // Each part on its own terms, on the exact traffic the workload sent, and each
+            // attachment says which of aya's two paths it took.
+            let reason = reason(lesson);
+            assert!(
+                reason.contains("count: 16 packets out and the same 16 back in")
+                    && reason.contains("ICMP 6 (588 bytes)")
+                    && reason.contains("UDP 6 (444 bytes)")
+                    && reason.contains("; drop: the 3 echo requests dropped at ingress")
+                    && reason.contains(
+                        "; rewrite: the 3 datagrams to port 9 rewritten at egress, all arrived \
+                         at port 4243"
+                    ),
+                "{where_}: {reason}"
+            );
+            let paths = outputs(lesson)
+                .into_iter()
+                .filter(|l| {
+                    l.starts_with("attached `")
+                        && (l.contains(" through TCX: ") || l.contains(" through netlink: "))
+                })
+                .count();
+            assert_eq!(paths, 6, "{where_}: every attachment names its path");
+        }
+        4301 => assert!(
+            reason(lesson).starts_with("not solved yet: the program drops the echo requests too"),
+            "{where_}: {:?}",
+            lesson.outcome
+        ),
+        431 => assert!(
+            reason(lesson).starts_with(
+                "the 3 echo requests left and were answered by the kernel, the 3 replies dropped"
+            ),
+            "{where_}: {:?}",
+            lesson.outcome
+        ),
         _ => {}
     }
 }
