@@ -1,0 +1,192 @@
+//! Building a lesson's kernel side written in Rust (aya-ebpf): each crate named in
+//! `rust_programs` becomes `<crate dir>.bpf.o`, cached by content like the C objects.
+//!
+//! The build is `cargo build --release --target bpfel-unknown-none -Z build-std=core`
+//! with bpf-linker as the linker. `-Z` flags belong to nightly Rust; `RUSTC_BOOTSTRAP=1`
+//! lets the stable rustc that builds bpflab accept them, so that nothing beyond rustup's
+//! own components is needed (and the object comes from the same LLVM as bpf-linker's).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use super::bpf::BpfObject;
+use super::bpf_linker::RustBpfToolchain;
+use crate::arch::Arch;
+use crate::digest::sha256_bytes;
+use crate::lessons::Lesson;
+use crate::{file_lock, term};
+
+/// The Rust target for eBPF objects (little-endian, as both guest arches are).
+pub const BPF_TARGET: &str = "bpfel-unknown-none";
+
+/// Builds the Rust programs of `lesson` for `arch` into `out_dir`, skipping those whose
+/// crate, rustc and bpf-linker did not change. `work_dir` holds cargo's build tree, one
+/// for all lessons and arches: the core library is built once.
+pub fn compile_lesson(
+    lesson: &Lesson,
+    arch: Arch,
+    cache_dir: &Path,
+    out_dir: &Path,
+    work_dir: &Path,
+) -> anyhow::Result<Vec<BpfObject>> {
+    if lesson.rust_programs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let toolchain = RustBpfToolchain::find(cache_dir)
+        .with_context(|| format!("lesson {}'s kernel side is Rust", lesson.number))?;
+    let mut objects = Vec::new();
+    for program in &lesson.rust_programs {
+        let crate_dir = lesson.dir.join(program);
+        let file = Path::new(program).file_name().unwrap_or_default();
+        let name = format!("{}.bpf.o", file.to_string_lossy());
+        let out = out_dir.join(&name);
+        let stamp = out_dir.join(format!("{name}.inputs"));
+        let inputs_hash = hash_crate(&crate_dir, arch, &toolchain)?;
+        let fresh =
+            out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
+        if !fresh {
+            build_program(&toolchain, &crate_dir, program, arch, work_dir, &out)?;
+            std::fs::write(&stamp, &inputs_hash)
+                .with_context(|| format!("writing {}", stamp.display()))?;
+        }
+        objects.push(BpfObject { name, path: out });
+    }
+    Ok(objects)
+}
+
+/// cargo refused to build one of a lesson's Rust programs.
+#[derive(Debug, thiserror::Error)]
+#[error("cargo could not build {program} for {BPF_TARGET}:\n{stderr}")]
+pub struct RustBuildError {
+    /// The program as the lesson names it (`counter-rs`).
+    pub program: String,
+    /// What cargo and rustc said.
+    pub stderr: String,
+}
+
+/// Builds one crate and copies its object to `out`. The build tree is shared, so it is
+/// locked from the build to the copy: another bpflab building the same crate for the
+/// other arch would otherwise replace the binary in between.
+fn build_program(
+    toolchain: &RustBpfToolchain,
+    crate_dir: &Path,
+    program: &str,
+    arch: Arch,
+    work_dir: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let _lock = file_lock::acquire(work_dir, "rust-target", "building a Rust kernel side")?;
+    let target_dir = work_dir.join("rust-target");
+    let spinner = term::spinner(format!(
+        "building {program} (Rust) for {BPF_TARGET}, {arch}"
+    ));
+    let output = Command::new(&toolchain.cargo)
+        .current_dir(crate_dir)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--locked",
+            "--target",
+            BPF_TARGET,
+        ])
+        .args([
+            "-Z",
+            "build-std=core",
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &toolchain.linker)
+        // aya-ebpf reads the probed kernel's registers (pt_regs) by this arch.
+        .env("AYA_BPF_TARGET_ARCH", aya_arch(arch))
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .with_context(|| format!("running {} build", toolchain.cargo.display()))?;
+    spinner.finish_and_clear();
+    if !output.status.success() {
+        return Err(RustBuildError {
+            program: program.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_string(),
+        }
+        .into());
+    }
+    let built = executable(&String::from_utf8_lossy(&output.stdout))
+        .with_context(|| format!("cargo built no binary from {program}"))?;
+    // Copied under a private name and renamed: a run loading this lesson at the same time
+    // must never see half an object.
+    let partial = out.with_extension("o.partial");
+    std::fs::copy(&built, &partial).with_context(|| format!("copying {}", built.display()))?;
+    std::fs::rename(&partial, out).with_context(|| format!("moving {} into place", out.display()))
+}
+
+/// The binary cargo's JSON messages name (the crate's one `[[bin]]`).
+fn executable(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .last()
+}
+
+/// aya's name for the guest's arch.
+fn aya_arch(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86_64",
+        Arch::Arm64 => "aarch64",
+    }
+}
+
+/// Hash of everything the object depends on: the crate's files (its lock file included),
+/// the arch, rustc and bpf-linker.
+fn hash_crate(dir: &Path, arch: Arch, toolchain: &RustBpfToolchain) -> anyhow::Result<String> {
+    if !dir.join("Cargo.toml").is_file() {
+        bail!("{} has no Cargo.toml", dir.display());
+    }
+    let mut all = format!(
+        "{}\n{}\n{}\n",
+        arch.name(),
+        toolchain.rustc_identity,
+        toolchain.linker.display()
+    )
+    .into_bytes();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if entry.file_type().is_file() {
+            let path = entry.path();
+            all.extend(
+                path.strip_prefix(dir)
+                    .unwrap_or(path)
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+            all.extend(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+        }
+    }
+    Ok(sha256_bytes(&all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_object_is_the_artifact_cargo_names() {
+        let messages = r#"{"reason":"build-script-executed","package_id":"x"}
+{"reason":"compiler-artifact","executable":null,"target":{"name":"aya_ebpf"}}
+{"reason":"compiler-artifact","executable":"/t/bpfel-unknown-none/release/counter-rs"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            executable(messages),
+            Some(PathBuf::from("/t/bpfel-unknown-none/release/counter-rs"))
+        );
+        assert_eq!(executable(""), None);
+    }
+}
