@@ -1,5 +1,5 @@
-//! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content (and
-//! Rust → eBPF object with cargo, in `bpf_rust`).
+//! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content (Rust
+//! → eBPF object with cargo is `bpf_rust`).
 
 use std::path::{Path, PathBuf};
 
@@ -162,13 +162,6 @@ pub fn compile_lesson(
         }
         objects.push(BpfObject { name, path: out });
     }
-    objects.extend(super::bpf_rust::compile_lesson(
-        lesson,
-        arch,
-        &toolchain.cache_dir,
-        &out_dir,
-        out_root,
-    )?);
     Ok(objects)
 }
 

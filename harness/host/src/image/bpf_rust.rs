@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
-use super::bpf::BpfObject;
+use super::bpf::{BpfObject, Toolchain};
 use super::bpf_linker::RustBpfToolchain;
 use crate::arch::Arch;
 use crate::digest::sha256_bytes;
@@ -21,20 +21,22 @@ use crate::{file_lock, term};
 /// The Rust target for eBPF objects (little-endian, as both guest arches are).
 pub const BPF_TARGET: &str = "bpfel-unknown-none";
 
-/// Builds the Rust programs of `lesson` for `arch` into `out_dir`, skipping those whose
-/// crate, rustc and bpf-linker did not change. `work_dir` holds cargo's build tree, one
-/// for all lessons and arches: the core library is built once.
+/// Builds the Rust programs of `lesson` for `arch` into `out_root/<arch>/<lesson dir>/`
+/// beside its C objects, skipping those whose crate, rustc and bpf-linker did not
+/// change. cargo's build tree is `out_root/rust-target`, one for all lessons and arches:
+/// the core library is built once, and another arch rebuilds only aya-ebpf (seconds).
 pub fn compile_lesson(
     lesson: &Lesson,
     arch: Arch,
-    cache_dir: &Path,
-    out_dir: &Path,
-    work_dir: &Path,
+    toolchain: &Toolchain,
+    out_root: &Path,
 ) -> anyhow::Result<Vec<BpfObject>> {
     if lesson.rust_programs.is_empty() {
         return Ok(Vec::new());
     }
-    let toolchain = RustBpfToolchain::find(cache_dir)
+    let out_dir = out_root.join(arch.name()).join(lesson.dir_name());
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let toolchain = RustBpfToolchain::find(&toolchain.cache_dir)
         .with_context(|| format!("lesson {}'s kernel side is Rust", lesson.number))?;
     let mut objects = Vec::new();
     for program in &lesson.rust_programs {
@@ -47,7 +49,7 @@ pub fn compile_lesson(
         let fresh =
             out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
         if !fresh {
-            build_program(&toolchain, &crate_dir, program, arch, work_dir, &out)?;
+            build_program(&toolchain, &crate_dir, program, arch, out_root, &out)?;
             std::fs::write(&stamp, &inputs_hash)
                 .with_context(|| format!("writing {}", stamp.display()))?;
         }
@@ -74,11 +76,11 @@ fn build_program(
     crate_dir: &Path,
     program: &str,
     arch: Arch,
-    work_dir: &Path,
+    out_root: &Path,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let _lock = file_lock::acquire(work_dir, "rust-target", "building a Rust kernel side")?;
-    let target_dir = work_dir.join("rust-target");
+    let _lock = file_lock::acquire(out_root, "rust-target", "building a Rust kernel side")?;
+    let target_dir = out_root.join("rust-target");
     let spinner = term::spinner(format!(
         "building {program} (Rust) for {BPF_TARGET}, {arch}"
     ));
@@ -130,10 +132,10 @@ fn build_program(
 fn executable(messages: &str) -> Option<PathBuf> {
     messages
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .last()
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 /// aya's name for the guest's arch.
