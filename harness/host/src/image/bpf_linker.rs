@@ -249,6 +249,37 @@ mod tests {
     }
 
     #[test]
+    fn a_rustc_bpf_linker_cannot_be_built_for_is_refused_with_what_to_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = RustcFacts {
+            release: "1.80.0".into(),
+            llvm: "18.1.7".into(),
+        };
+        let err = bpf_linker(dir.path(), &facts, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LLVM 18.1.7"), "{err}");
+        assert!(err.contains("[21, 22, 23]"), "{err}");
+        // Nothing was built or left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_rustc_without_its_llvm_library_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        let facts = RustcFacts {
+            release: "1.95.0".into(),
+            llvm: "22.1.2".into(),
+        };
+        let err = bpf_linker(&dir.path().join("cache"), &facts, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("libLLVM-22-*.so"), "{err}");
+        assert!(err.contains("rustup"), "{err}");
+    }
+
+    #[test]
     fn the_llvm_library_is_named_by_its_link_name() {
         let dir = tempfile::tempdir().unwrap();
         for file in [
