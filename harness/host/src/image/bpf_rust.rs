@@ -23,8 +23,12 @@ pub const BPF_TARGET: &str = "bpfel-unknown-none";
 
 /// Builds the Rust programs of `lesson` for `arch` into `out_root/<arch>/<lesson dir>/`
 /// beside its C objects, skipping those whose crate, rustc and bpf-linker did not
-/// change. cargo's build tree is `out_root/rust-target`, one for all lessons and arches:
-/// the core library is built once, and another arch rebuilds only aya-ebpf (seconds).
+/// change. cargo's build directory is `out_root/rust-target`, one for all lessons and
+/// arches: the core library is built once, and another arch rebuilds only aya-ebpf
+/// (seconds). Each crate has a target directory of its own per arch, beside its object,
+/// where cargo puts the binary: crates of the same name (an exercise's and its
+/// solution's) would otherwise share one path, and cargo does not rewrite the file for a
+/// crate it finds up to date.
 pub fn compile_lesson(
     lesson: &Lesson,
     arch: Arch,
@@ -45,6 +49,10 @@ pub fn compile_lesson(
         let name = format!("{}.bpf.o", file.to_string_lossy());
         let out = out_dir.join(&name);
         let stamp = out_dir.join(format!("{name}.inputs"));
+        check_package_name(
+            &crate_dir,
+            &format!("lesson-{}-{}", lesson.number, file.display()),
+        )?;
         let inputs_hash = hash_crate(&crate_dir, arch, &toolchain)?;
         let fresh =
             out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs_hash);
@@ -68,9 +76,9 @@ pub struct RustBuildError {
     pub stderr: String,
 }
 
-/// Builds one crate and copies its object to `out`. The build tree is shared, so it is
-/// locked from the build to the copy: another bpflab building the same crate for the
-/// other arch would otherwise replace the binary in between.
+/// Builds one crate and copies its object to `out`. The build directory is shared, so it
+/// is locked from the build to the copy: the binary cargo names is a hard link to a file
+/// there, which another build may rewrite.
 fn build_program(
     toolchain: &RustBpfToolchain,
     crate_dir: &Path,
@@ -80,7 +88,8 @@ fn build_program(
     out: &Path,
 ) -> anyhow::Result<()> {
     let _lock = file_lock::acquire(out_root, "rust-target", "building a Rust kernel side")?;
-    let target_dir = out_root.join("rust-target");
+    let build_dir = out_root.join("rust-target");
+    let target_dir = out.with_extension("cargo");
     let spinner = term::spinner(format!(
         "building {program} (Rust) for {BPF_TARGET}, {arch}"
     ));
@@ -101,6 +110,7 @@ fn build_program(
         ])
         .arg("--target-dir")
         .arg(&target_dir)
+        .env("CARGO_BUILD_BUILD_DIR", &build_dir)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &toolchain.linker)
         // aya-ebpf reads the probed kernel's registers (pt_regs) by this arch.
@@ -126,6 +136,31 @@ fn build_program(
     let partial = out.with_extension("o.partial");
     std::fs::copy(&built, &partial).with_context(|| format!("copying {}", built.display()))?;
     std::fs::rename(&partial, out).with_context(|| format!("moving {} into place", out.display()))
+}
+
+/// A Rust kernel side's package must be named `expected` (`lesson-44-counter-rs`).
+/// cargo names what it builds in the shared build directory by package name and version
+/// (a crate that is a workspace of its own has no other path to tell it apart), so two
+/// crates of one name, such as an exercise's and its solution's, would build to the same
+/// file, and one lesson would load the other's object.
+fn check_package_name(crate_dir: &Path, expected: &str) -> anyhow::Result<()> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let parsed: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
+    let name = parsed
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str());
+    if name != Some(expected) {
+        bail!(
+            "{} names its package {}; a Rust kernel side's package is named after its lesson              and directory, `{expected}`, so that no two lessons' crates share a name in              cargo's build directory",
+            manifest.display(),
+            name.map_or("nothing".to_string(), |n| format!("`{n}`"))
+        );
+    }
+    Ok(())
 }
 
 /// The binary cargo's JSON messages name (the crate's one `[[bin]]`).
@@ -190,5 +225,21 @@ mod tests {
             Some(PathBuf::from("/t/bpfel-unknown-none/release/counter-rs"))
         );
         assert_eq!(executable(""), None);
+    }
+
+    #[test]
+    fn a_kernel_crate_is_named_after_its_lesson_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        std::fs::write(&manifest, "[package]\nname = \"lesson-44-counter-rs\"\n").unwrap();
+        check_package_name(dir.path(), "lesson-44-counter-rs").unwrap();
+        std::fs::write(&manifest, "[package]\nname = \"bytes-rs\"\n").unwrap();
+        let err = check_package_name(dir.path(), "lesson-441-bytes-rs")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`bytes-rs`") && err.contains("`lesson-441-bytes-rs`"),
+            "{err}"
+        );
     }
 }
