@@ -72,3 +72,6 @@ cargo run -q -- lesson 4101 --kernel 6.1 > "$out/lesson4101-6.1-x86_64.txt" 2>&1
 
 # Exercise 42.1 as shipped: it drops all UDP, and says so.
 cargo run -q -- lesson 4201 --kernel 6.1 > "$out/lesson4201-6.1-x86_64.txt" 2>&1 || true
+
+# Exercise 44.1 as shipped: its Rust counter has no entry for the bytes, and says so.
+cargo run -q -- lesson 4401 --kernel 6.1 > "$out/lesson4401-6.1-x86_64.txt" 2>&1 || true

@@ -19,9 +19,9 @@ use aya_ebpf::maps::HashMap;
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
-// The map, named "stats" in the object as in the C twin, so one user side reads both:
-// a hash map with two entries: key 0 holds the count, key 1 the bytes. #[map] puts it in the
-// object's "maps" section, which every kernel with BPF maps can load.
+// The map, named "stats" in the object as in the C twin: a hash map with two entries,
+// key 0 holding the count and key 1 the bytes. #[map] puts it in the object's "maps"
+// section, which every kernel with BPF maps can load.
 #[map(name = "stats")]
 static STATS: HashMap<u32, u64> = HashMap::with_max_entries(2, 0);
 
