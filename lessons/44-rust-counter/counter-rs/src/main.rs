@@ -37,12 +37,12 @@ pub fn count_sendmsg(_ctx: ProbeContext) -> u32 {
     // `get_ptr_mut` returns an Option: the lookup can fail, and Rust will not let the
     // pointer be used without saying what happens then — the NULL check the verifier
     // insists on in C.
-    let count = match STATS.get_ptr_mut(&key) {
+    let count = match STATS.get_ptr_mut(key) {
         Some(count) => count,
         None => {
             // An error here means another CPU created it first: the lookup below finds it.
-            let _ = STATS.insert(&key, &zero, u64::from(BPF_NOEXIST));
-            match STATS.get_ptr_mut(&key) {
+            let _ = STATS.insert(key, zero, u64::from(BPF_NOEXIST));
+            match STATS.get_ptr_mut(key) {
                 Some(count) => count,
                 None => return 0,
             }

@@ -44,12 +44,12 @@ fn add(key: u32, amount: u64) {
     // On the stack, as in C: a constant would go into the object's read-only data,
     // which kernels before 5.2 cannot give a program.
     let zero = core::hint::black_box(0u64);
-    let value = match STATS.get_ptr_mut(&key) {
+    let value = match STATS.get_ptr_mut(key) {
         Some(value) => value,
         None => {
             // An error here means another CPU created it first: the lookup below finds it.
-            let _ = STATS.insert(&key, &zero, u64::from(BPF_NOEXIST));
-            match STATS.get_ptr_mut(&key) {
+            let _ = STATS.insert(key, zero, u64::from(BPF_NOEXIST));
+            match STATS.get_ptr_mut(key) {
                 Some(value) => value,
                 None => return,
             }
