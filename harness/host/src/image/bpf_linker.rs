@@ -66,29 +66,79 @@ impl RustBpfToolchain {
     /// The toolchain, completed where it can be: rust-src added with rustup, bpf-linker
     /// built into `cache_dir` (about two minutes on two cores, once per rustc).
     pub fn find(cache_dir: &Path) -> anyhow::Result<RustBpfToolchain> {
+        let rustc = Rustc::ask()?;
+        ensure_rust_src(&rustc.sysroot)?;
+        let plan = LinkerPlan::new(cache_dir, &rustc)?;
+        let linker = match plan.binary.is_file() {
+            true => plan.binary.clone(),
+            false => build_once(&plan, &rustc)?,
+        };
+        Ok(RustBpfToolchain {
+            cargo: std::env::var_os("CARGO")
+                .unwrap_or_else(|| "cargo".into())
+                .into(),
+            linker,
+            rustc_identity: rustc.identity,
+        })
+    }
+}
+
+/// What `bpflab doctor` says of this toolchain, without building or adding anything.
+pub fn report(cache_dir: &Path) -> Result<String, String> {
+    let rustc = Rustc::ask().map_err(|e| format!("{e:#}"))?;
+    let rust_src = match has_rust_src(&rustc.sysroot) {
+        true => "rust-src present",
+        false => "rust-src added with rustup on first use",
+    };
+    let plan = LinkerPlan::new(cache_dir, &rustc).map_err(|e| format!("{e:#}"))?;
+    let linker = match plan.binary.is_file() {
+        true => format!(
+            "bpflab's bpf-linker {BPF_LINKER_VERSION}: {}",
+            plan.binary.display()
+        ),
+        false => format!(
+            "bpf-linker {BPF_LINKER_VERSION} built by bpflab on first use, against rustc's LLVM \
+             (about two minutes on two cores)"
+        ),
+    };
+    Ok(format!(
+        "rustc {}, LLVM {}; {rust_src}; {linker}",
+        rustc.facts.release, rustc.facts.llvm
+    ))
+}
+
+/// The rustc bpflab builds with, as it describes itself.
+struct Rustc {
+    identity: String,
+    facts: RustcFacts,
+    sysroot: PathBuf,
+}
+
+impl Rustc {
+    fn ask() -> anyhow::Result<Rustc> {
         let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let identity = run_text(Command::new(&rustc).arg("-vV"))?;
         let facts = RustcFacts::parse(&identity)
             .with_context(|| format!("reading rustc's version from `rustc -vV`:\n{identity}"))?;
         let sysroot = PathBuf::from(run_text(Command::new(&rustc).args(["--print", "sysroot"]))?);
-        ensure_rust_src(&sysroot)?;
-        let linker = bpf_linker(cache_dir, &facts, &sysroot)?;
-        Ok(RustBpfToolchain {
-            cargo: PathBuf::from(cargo),
-            linker,
-            rustc_identity: identity,
+        Ok(Rustc {
+            identity,
+            facts,
+            sysroot,
         })
     }
+}
+
+fn has_rust_src(sysroot: &Path) -> bool {
+    sysroot
+        .join("lib/rustlib/src/rust/library/core/Cargo.toml")
+        .is_file()
 }
 
 /// `-Z build-std=core` rebuilds the core library for the eBPF target from its source,
 /// which rustup ships as the rust-src component.
 fn ensure_rust_src(sysroot: &Path) -> anyhow::Result<()> {
-    if sysroot
-        .join("lib/rustlib/src/rust/library/core/Cargo.toml")
-        .is_file()
-    {
+    if has_rust_src(sysroot) {
         return Ok(());
     }
     if crate::tools::which("rustup").is_none() {
@@ -109,46 +159,76 @@ fn ensure_rust_src(sysroot: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// bpflab's bpf-linker for this rustc, built on first use.
-fn bpf_linker(cache_dir: &Path, facts: &RustcFacts, sysroot: &Path) -> anyhow::Result<PathBuf> {
-    let major = facts.llvm_major().unwrap_or(0);
-    if !BPF_LINKER_LLVM.contains(&major) {
-        bail!(
-            "rustc {} is built on LLVM {}, and bpf-linker {BPF_LINKER_VERSION} can only be \
-             built for LLVM {BPF_LINKER_LLVM:?}: use a Rust whose LLVM is one of these \
-             (`rustup default stable`; 1.95 has LLVM 22)",
-            facts.release,
-            facts.llvm
+/// Where bpflab's bpf-linker for a rustc is, or will be once built.
+struct LinkerPlan {
+    major: u32,
+    /// rustc's LLVM library's link name.
+    library: String,
+    parent: PathBuf,
+    name: String,
+    binary: PathBuf,
+}
+
+impl LinkerPlan {
+    fn new(cache_dir: &Path, rustc: &Rustc) -> anyhow::Result<LinkerPlan> {
+        let facts = &rustc.facts;
+        let major = facts.llvm_major().unwrap_or(0);
+        if !BPF_LINKER_LLVM.contains(&major) {
+            bail!(
+                "rustc {} is built on LLVM {}, and bpf-linker {BPF_LINKER_VERSION} can only be \
+                 built for LLVM {BPF_LINKER_LLVM:?}: use a Rust whose LLVM is one of these \
+                 (`rustup default stable`; 1.95 has LLVM 22)",
+                facts.release,
+                facts.llvm
+            );
+        }
+        let library = llvm_library(&rustc.sysroot.join("lib"), major)?;
+        // One build per rustc: the library's name changes with every Rust release, and the
+        // sysroot with every toolchain.
+        let key = crate::digest::sha256_bytes(
+            format!("{}\n{}", library, rustc.sysroot.display()).as_bytes(),
         );
+        let name = format!(
+            "{BPF_LINKER_VERSION}-rust-{}-llvm-{}-{}",
+            facts.release,
+            facts.llvm,
+            &key[..12]
+        );
+        let parent = cache_dir.join("bpf-linker");
+        let binary = parent.join(&name).join("bin/bpf-linker");
+        Ok(LinkerPlan {
+            major,
+            library,
+            parent,
+            name,
+            binary,
+        })
     }
-    let library = llvm_library(&sysroot.join("lib"), major)?;
-    // One build per rustc: the library's name changes with every Rust release, and the
-    // sysroot with every toolchain.
-    let key = crate::digest::sha256_bytes(format!("{}\n{}", library, sysroot.display()).as_bytes());
-    let name = format!(
-        "{BPF_LINKER_VERSION}-rust-{}-llvm-{}-{}",
-        facts.release,
-        facts.llvm,
-        &key[..12]
-    );
-    let parent = cache_dir.join("bpf-linker");
-    let binary = parent.join(&name).join("bin/bpf-linker");
-    if binary.is_file() {
-        return Ok(binary);
-    }
-    let _lock = file_lock::acquire(&parent, &name, "building bpf-linker")?;
-    if binary.is_file() {
-        return Ok(binary);
+}
+
+/// Builds the planned bpf-linker, unless another bpflab did while this one waited.
+fn build_once(plan: &LinkerPlan, rustc: &Rustc) -> anyhow::Result<PathBuf> {
+    let (parent, name) = (&plan.parent, &plan.name);
+    let _lock = file_lock::acquire(parent, name, "building bpf-linker")?;
+    if plan.binary.is_file() {
+        return Ok(plan.binary.clone());
     }
     let scratch = tempfile::Builder::new()
         .prefix(&format!(".{name}-"))
-        .tempdir_in(&parent)
+        .tempdir_in(parent)
         .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
-    build_bpf_linker(scratch.path(), major, &library, &sysroot.join("lib"), facts)?;
+    let lib_dir = rustc.sysroot.join("lib");
+    build_bpf_linker(
+        scratch.path(),
+        plan.major,
+        &plan.library,
+        &lib_dir,
+        &rustc.facts,
+    )?;
     let scratch = scratch.keep();
-    std::fs::rename(&scratch, parent.join(&name))
+    std::fs::rename(&scratch, parent.join(name))
         .with_context(|| format!("moving bpf-linker into {}", parent.display()))?;
-    Ok(binary)
+    Ok(plan.binary.clone())
 }
 
 /// The link name of rustc's LLVM in `lib_dir`: `LLVM-22-rust-1.95.0-stable` for
@@ -238,6 +318,17 @@ fn run_text(command: &mut Command) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    fn rustc_in(sysroot: &Path, release: &str, llvm: &str) -> Rustc {
+        Rustc {
+            identity: String::new(),
+            facts: RustcFacts {
+                release: release.into(),
+                llvm: llvm.into(),
+            },
+            sysroot: sysroot.to_path_buf(),
+        }
+    }
+
     #[test]
     fn rustc_facts_come_from_its_verbose_version() {
         let text = "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\nhost: \
@@ -251,12 +342,10 @@ mod tests {
     #[test]
     fn a_rustc_bpf_linker_cannot_be_built_for_is_refused_with_what_to_use() {
         let dir = tempfile::tempdir().unwrap();
-        let facts = RustcFacts {
-            release: "1.80.0".into(),
-            llvm: "18.1.7".into(),
-        };
-        let err = bpf_linker(dir.path(), &facts, dir.path())
-            .unwrap_err()
+        let rustc = rustc_in(dir.path(), "1.80.0", "18.1.7");
+        let err = LinkerPlan::new(dir.path(), &rustc)
+            .err()
+            .unwrap()
             .to_string();
         assert!(err.contains("LLVM 18.1.7"), "{err}");
         assert!(err.contains("[21, 22, 23]"), "{err}");
@@ -268,12 +357,10 @@ mod tests {
     fn a_rustc_without_its_llvm_library_says_where_it_looked() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("lib")).unwrap();
-        let facts = RustcFacts {
-            release: "1.95.0".into(),
-            llvm: "22.1.2".into(),
-        };
-        let err = bpf_linker(&dir.path().join("cache"), &facts, dir.path())
-            .unwrap_err()
+        let rustc = rustc_in(dir.path(), "1.95.0", "22.1.2");
+        let err = LinkerPlan::new(&dir.path().join("cache"), &rustc)
+            .err()
+            .unwrap()
             .to_string();
         assert!(err.contains("libLLVM-22-*.so"), "{err}");
         assert!(err.contains("rustup"), "{err}");
