@@ -40,6 +40,11 @@ mkdir -p target/bpflab/book
 clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu \
     -c book/examples/legacy_maps.bpf.c -o target/bpflab/book/legacy_maps.bpf.o
 llvm-objdump -h target/bpflab/book/legacy_maps.bpf.o > "$out/objdump-h-legacy-maps.txt"
+# Lesson 44's chapter: the same counter's Rust twin, as bpflab builds it (cargo and
+# bpf-linker) into the same directory as the C objects.
+cargo run -q -- lesson 44 --part rust --kernel 6.1 > /dev/null 2>&1
+llvm-objdump -h target/bpflab/bpf/x86_64/44-rust-counter/counter-rs.bpf.o \
+    > "$out/objdump-h-counter-rs.txt"
 
 # Lesson 41's chapter: tcpdump's classic program (`-d` listing, `-dd` C array), when
 # tcpdump is installed, and the eBPF socket filter as clang compiled it, with its C lines
@@ -70,3 +75,5 @@ cargo run -q -- lesson 4201 --kernel 6.1 > "$out/lesson4201-6.1-x86_64.txt" 2>&1
 
 # Exercise 43.1 as shipped: it drops the echo requests too, and says so.
 cargo run -q -- lesson 4301 --kernel 6.1 > "$out/lesson4301-6.1-x86_64.txt" 2>&1 || true
+# Exercise 44.1 as shipped: its Rust counter has no entry for the bytes, and says so.
+cargo run -q -- lesson 4401 --kernel 6.1 > "$out/lesson4401-6.1-x86_64.txt" 2>&1 || true

@@ -19,6 +19,10 @@ pub struct Lesson {
     pub title: String,
     /// C sources of the kernel side, relative to the lesson directory.
     pub programs: Vec<String>,
+    /// Rust crates of the kernel side (aya-ebpf), relative to the lesson directory: each
+    /// is built for the eBPF target into `<crate dir>.bpf.o`.
+    #[serde(default)]
+    pub rust_programs: Vec<String>,
     /// Named parts the learner can pick with `--part` (empty: the lesson has one part).
     #[serde(default)]
     pub parts: Vec<String>,

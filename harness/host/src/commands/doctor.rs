@@ -81,6 +81,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     }
     println!();
+    // Lesson 44's kernel side is Rust: rustup and crates.io bring what it needs.
+    println!("for kernel sides in Rust (lesson 44), from rustup and crates.io:");
+    match crate::image::bpf_linker::report(&config.cache_dir) {
+        Ok(line) => println!("  {line}"),
+        Err(line) => println!("  not available: {line}"),
+    }
+    println!();
     println!("not unpacked by bpflab (install them when you need them):");
     build_tools(host);
     Ok(if unusable == 0 {

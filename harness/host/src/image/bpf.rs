@@ -1,4 +1,5 @@
-//! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content.
+//! Compiling a lesson's kernel side: C → eBPF object with clang, cached by content (Rust
+//! → eBPF object with cargo is `bpf_rust`).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,8 @@ pub struct Toolchain {
     pub clang: Program,
     /// `-I` directories.
     pub includes: Vec<PathBuf>,
+    /// bpflab's cache, where it builds bpf-linker for lessons whose kernel side is Rust.
+    pub cache_dir: PathBuf,
 }
 
 impl Toolchain {
@@ -28,6 +31,7 @@ impl Toolchain {
         Ok(Toolchain {
             clang: provision::clang(config)?,
             includes: provision::include_dirs(config, arch)?,
+            cache_dir: config.cache_dir.clone(),
         })
     }
 }
@@ -211,6 +215,7 @@ mod tests {
             includes: provision::spec::asm_include_dir(Arch::X86_64)
                 .into_iter()
                 .collect(),
+            cache_dir: dir.path().join("cache"),
         };
         let lesson_dir = dir.path().join("99-broken");
         std::fs::create_dir(&lesson_dir).unwrap();
@@ -224,6 +229,7 @@ mod tests {
             name: "broken".into(),
             title: "broken".into(),
             programs: vec!["broken.bpf.c".into()],
+            rust_programs: vec![],
             parts: vec![],
             snapshot: Default::default(),
             snapshot_collapse: false,

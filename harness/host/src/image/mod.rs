@@ -3,6 +3,8 @@
 
 pub mod agent;
 pub mod bpf;
+pub mod bpf_linker;
+pub mod bpf_rust;
 pub mod elf;
 pub mod guest_tools;
 pub mod initramfs;

@@ -10,7 +10,7 @@ use super::RunRequest;
 use crate::arch::Arch;
 use crate::config::{self, Config};
 use crate::image::bpf::BpfObject;
-use crate::image::{agent, bpf, guest_tools, initramfs};
+use crate::image::{agent, bpf, bpf_rust, guest_tools, initramfs};
 use crate::interrupt;
 use crate::kernel::catalog::Catalog;
 use crate::kernel::{self, KernelImage, KernelSpec};
@@ -113,7 +113,8 @@ pub(super) fn build<'a>(
         compiled_out: Vec::new(),
     };
     for (lesson, parts) in selected {
-        let compiled = bpf::compile_lesson(lesson, arch, toolchain, &work.join("bpf"));
+        let out_root = work.join("bpf");
+        let compiled = bpf::compile_lesson(lesson, arch, toolchain, &out_root);
         let compiled = match (lesson.refused_by, compiled) {
             // The mistake as shipped: clang's refusal is its outcome (failed, in clang's
             // words, which `rejected_for` then judges). Fixed, it boots like any other.
@@ -132,7 +133,11 @@ pub(super) fn build<'a>(
             },
             (_, compiled) => compiled,
         };
-        stage.built.objects.push(compiled?);
+        let mut objects = compiled?;
+        objects.extend(bpf_rust::compile_lesson(
+            lesson, arch, toolchain, &out_root,
+        )?);
+        stage.built.objects.push(objects);
         stage.booted.push((*lesson, parts.clone()));
     }
     Ok(stage)
