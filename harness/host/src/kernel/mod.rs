@@ -268,7 +268,9 @@ fn config_file(path: &str) -> Option<String> {
     let in_modules = path
         .strip_prefix("usr/lib/modules/")
         .and_then(|rest| rest.split_once('/'))
-        .is_some_and(|(release, file)| !release.is_empty() && !release.starts_with('.') && file == "config");
+        .is_some_and(|(release, file)| {
+            !release.is_empty() && !release.starts_with('.') && file == "config"
+        });
     (path.starts_with("boot/config-") || in_modules).then(|| "config".to_string())
 }
 
@@ -362,7 +364,10 @@ mod tests {
     #[test]
     fn configs_are_found_where_each_packaging_keeps_them() {
         let config = |p| config_file(p);
-        assert_eq!(config("boot/config-6.8.0-151-generic"), Some("config".into()));
+        assert_eq!(
+            config("boot/config-6.8.0-151-generic"),
+            Some("config".into())
+        );
         assert_eq!(
             config("usr/lib/modules/7.2.13+deb14-cloud-amd64/config"),
             Some("config".into())

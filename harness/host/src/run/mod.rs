@@ -143,21 +143,8 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
     let (qemu, toolchain) = stages::tools(&config, request.arch)?;
     timings.tools = t.elapsed();
 
-    // The kernel (a download on a first run) and the build (cargo and clang) need
-    // nothing of each other: they overlap, and a first run waits for the longer only.
-    let (kernel, build) = std::thread::scope(|s| {
-        let kernel = s.spawn(|| {
-            let t = Instant::now();
-            stages::kernel(request, &catalog, &config).map(|k| (k, t.elapsed()))
-        });
-        let t = Instant::now();
-        let build = stages::build(&root, &toolchain, request.arch, &selected);
-        let build = build.map(|b| (b, t.elapsed()));
-        let kernel = kernel
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("obtaining the kernel panicked")));
-        (kernel, build)
-    });
+    let (kernel, build) =
+        kernel_beside_build(request, &catalog, &config, &root, &toolchain, &selected);
     let (kernel, kernel_time) = kernel?;
     timings.kernel = kernel_time;
     progress(Progress::Stage(Stage::Kernel, kernel.origin.clone()));
@@ -242,6 +229,33 @@ pub fn run(request: &RunRequest, progress: &mut dyn FnMut(Progress)) -> anyhow::
         timings,
         agent_error: collector.agent_error.take(),
         violations: std::mem::take(&mut collector.violations),
+    })
+}
+
+/// The kernel (a download on a first run) and the build (cargo and clang), each with how
+/// long it took: they need nothing of each other, so they overlap, and a first run waits
+/// for the longer only.
+type Timed<T> = anyhow::Result<(T, Duration)>;
+fn kernel_beside_build<'a>(
+    request: &RunRequest,
+    catalog: &Catalog,
+    config: &Config,
+    root: &std::path::Path,
+    toolchain: &crate::image::bpf::Toolchain,
+    selected: &stages::Selected<'a>,
+) -> (Timed<KernelImage>, Timed<stages::BuildStage<'a>>) {
+    std::thread::scope(|s| {
+        let kernel = s.spawn(|| {
+            let t = Instant::now();
+            stages::kernel(request, catalog, config).map(|k| (k, t.elapsed()))
+        });
+        let t = Instant::now();
+        let build = stages::build(root, toolchain, request.arch, selected);
+        let build = build.map(|b| (b, t.elapsed()));
+        let kernel = kernel
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("obtaining the kernel panicked")));
+        (kernel, build)
     })
 }
 
