@@ -20,7 +20,7 @@
 //! [`commands`] does what it asks.
 //! Leaves that import nothing of bpflab: [`term`] (status lines, progress), [`digest`],
 //! [`file_lock`], [`fetch`] (downloads), [`openpgp`], [`sandbox`], [`guest_text`],
-//! [`interrupt`], [`tools`], [`arch`], [`config`].
+//! [`interrupt`], [`tools`], [`arch`], [`config`], [`zstd`].
 #![deny(missing_docs)]
 
 pub mod arch;
@@ -45,3 +45,4 @@ pub mod scaffold;
 pub mod term;
 pub mod tools;
 pub mod vm;
+pub mod zstd;

@@ -250,7 +250,7 @@ pub fn module_bytes(file: &Path) -> anyhow::Result<Vec<u8>> {
         Some("xz") => xz2::read::XzDecoder::new(raw.as_slice())
             .take(MODULE_LIMIT + 1)
             .read_to_end(&mut out),
-        Some(_) => zstd::stream::read::Decoder::new(raw.as_slice())
+        Some(_) => crate::zstd::reader(raw.as_slice())
             .and_then(|d| d.take(MODULE_LIMIT + 1).read_to_end(&mut out)),
     };
     read.with_context(|| format!("decompressing {}", file.display()))?;
@@ -342,7 +342,7 @@ mod tests {
             .unwrap();
         std::fs::write(&xz, packed).unwrap();
         let zst = dir.path().join("veth.ko.zst");
-        std::fs::write(&zst, zstd::bulk::compress(&module, 3).unwrap()).unwrap();
+        std::fs::write(&zst, crate::zstd::compress(&module)).unwrap();
         let plain = dir.path().join("veth.ko");
         std::fs::write(&plain, &module).unwrap();
         for file in [&xz, &zst, &plain] {
@@ -351,7 +351,7 @@ mod tests {
         // A bomb: 65 MiB of zeros in a few KiB.
         let bomb = dir.path().join("bomb.ko.zst");
         let zeros = vec![0u8; (MODULE_LIMIT + (1 << 20)) as usize];
-        std::fs::write(&bomb, zstd::bulk::compress(&zeros, 3).unwrap()).unwrap();
+        std::fs::write(&bomb, crate::zstd::compress(&zeros)).unwrap();
         let error = format!("{:#}", module_bytes(&bomb).unwrap_err());
         assert!(error.contains("decompresses to more than"), "{error}");
     }

@@ -131,7 +131,7 @@ fn decompress(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size);
     match stream {
         [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(&stream[4..], size)?,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => out = zstd::bulk::decompress(stream, size)?,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => out = crate::zstd::decompress(stream, size)?,
         [0x1f, 0x8b, ..] => bounded(flate2::read::GzDecoder::new(stream), &mut out)?,
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
             bounded(xz2::read::XzDecoder::new(stream), &mut out)?
@@ -278,7 +278,7 @@ mod tests {
         let mut lz4 = vec![0x02, 0x21, 0x4c, 0x18];
         lz4.extend((block.len() as u32).to_le_bytes());
         lz4.extend(block);
-        let zstd = zstd::bulk::compress(&elf, 3).unwrap();
+        let zstd = crate::zstd::compress(&elf);
         for stream in [lz4, zstd] {
             let image = bzimage(&stream, elf.len());
             assert_eq!(decompress(payload(&image).unwrap()).unwrap(), elf);
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn the_vmlinux_is_derived_once_and_again_when_damaged() {
         let elf = elf_with_note(b"Xen\0", PVH_NOTE);
-        let image = bzimage(&zstd::bulk::compress(&elf, 3).unwrap(), elf.len());
+        let image = bzimage(&crate::zstd::compress(&elf), elf.len());
         let dir = tempfile::tempdir().unwrap();
         let (bz, config) = (dir.path().join("vmlinuz"), dir.path().join("config"));
         std::fs::write(&bz, &image).unwrap();
@@ -306,11 +306,7 @@ mod tests {
         std::fs::write(&config, "# CONFIG_PVH is not set\n").unwrap();
         assert_eq!(vmlinux(&bz, "aa", Some(&config), dir.path()).unwrap(), None);
         std::fs::write(&config, "CONFIG_PVH=y\n").unwrap();
-        std::fs::write(
-            &bz,
-            bzimage(&zstd::bulk::compress(b"not elf at all", 3).unwrap(), 14),
-        )
-        .unwrap();
+        std::fs::write(&bz, bzimage(&crate::zstd::compress(b"not elf at all"), 14)).unwrap();
         assert_eq!(vmlinux(&bz, "bb", Some(&config), dir.path()).unwrap(), None);
     }
 

@@ -80,7 +80,7 @@ pub fn with_data<T>(
         }
         let reader: Box<dyn Read + '_> = match name.as_str() {
             "data.tar.xz" => Box::new(xz2::read::XzDecoder::new(member)),
-            "data.tar.zst" => Box::new(zstd::stream::read::Decoder::new(member)?),
+            "data.tar.zst" => Box::new(crate::zstd::reader(member)?),
             "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(member)),
             // Ubuntu 16.04's kernel packages.
             "data.tar.bz2" => Box::new(bzip2::read::BzDecoder::new(member)),
@@ -189,20 +189,28 @@ mod tests {
     /// A decompression bomb: a .deb whose data.tar.zst holds `files` of so many zeros
     /// each, a few KiB compressed however large unpacked. Written to `path`.
     fn bomb_deb(path: &Path, files: &[(&str, u64)]) {
-        let mut zst = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
-        {
-            let mut data = tar::Builder::new(&mut zst);
-            for (name, size) in files {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(*size);
-                header.set_mode(0o644);
-                header.set_cksum();
-                let zeros = std::io::repeat(0).take(*size);
-                data.append_data(&mut header, name, zeros).unwrap();
-            }
-            data.finish().unwrap();
+        // The tar's zeros are one small frame of 1 MiB of zeros, repeated: zstd frames may
+        // follow one another, so this is a valid stream however large it unpacks.
+        const MIB: u64 = 1 << 20;
+        let mib_of_zeros = crate::zstd::compress(&[0; MIB as usize]);
+        let zeros = |n: u64| {
+            let mut frames = mib_of_zeros.repeat((n / MIB) as usize);
+            frames.extend(crate::zstd::compress(&vec![0; (n % MIB) as usize]));
+            frames
+        };
+        let mut zst = Vec::new();
+        for (name, size) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_path(name).unwrap();
+            header.set_size(*size);
+            header.set_mode(0o644);
+            header.set_cksum();
+            zst.extend(crate::zstd::compress(header.as_bytes()));
+            zst.extend(zeros(size.div_ceil(512) * 512));
         }
-        std::fs::write(path, ar_deb("data.tar.zst", zst.finish().unwrap())).unwrap();
+        // The two empty blocks that end a tar.
+        zst.extend(zeros(1024));
+        std::fs::write(path, ar_deb("data.tar.zst", zst)).unwrap();
         assert!(
             std::fs::metadata(path).unwrap().len() < 1 << 20,
             "not a bomb"
