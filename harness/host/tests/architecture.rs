@@ -66,9 +66,9 @@ fn imports(
     text: &str,
     all: &BTreeMap<String, (PathBuf, String)>,
 ) -> BTreeSet<String> {
-    let path_re = regex::Regex::new(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)").unwrap();
+    let path_re = regex_lite::Regex::new(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)").unwrap();
     // `use crate::{a, b::c}` groups.
-    let group_re = regex::Regex::new(r"\bcrate::\{([^}]*)\}").unwrap();
+    let group_re = regex_lite::Regex::new(r"\bcrate::\{([^}]*)\}").unwrap();
     let mut named = Vec::new();
     for cap in path_re.captures_iter(text) {
         let tail: Vec<&str> = cap[2].trim_start_matches("::").split("::").collect();
@@ -218,7 +218,8 @@ fn no_source_file_is_over_400_lines() {
 #[test]
 fn no_function_is_over_100_lines_outside_tests() {
     let fn_re =
-        regex::Regex::new(r"^(\s*)(pub(\([a-z]+\))? )?(const )?(unsafe )?fn ([a-z_0-9]+)").unwrap();
+        regex_lite::Regex::new(r"^(\s*)(pub(\([a-z]+\))? )?(const )?(unsafe )?fn ([a-z_0-9]+)")
+            .unwrap();
     let mut long = Vec::new();
     for (path, text) in modules().values() {
         let code = without_tests(text);

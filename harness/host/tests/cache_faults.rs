@@ -313,9 +313,10 @@ fn two_runs_at_once_share_one_download() {
         assert!(output.status.success(), "{all}");
     }
     assert_eq!(all.matches("downloaded kernel 6.1").count(), 1, "{all}");
-    let waited =
-        regex::Regex::new(r"waiting for another bpflab \(pid \d+\) to finish fetching kernel 6\.1")
-            .unwrap();
+    let waited = regex_lite::Regex::new(
+        r"waiting for another bpflab \(pid \d+\) to finish fetching kernel 6\.1",
+    )
+    .unwrap();
     assert!(waited.is_match(&all), "{all}");
     assert_eq!(leftovers(cache.path()), Vec::<PathBuf>::new());
 }

@@ -27,7 +27,8 @@ pub fn busybox_query<'a>(catalog: &'a Catalog, arch: Arch) -> anyhow::Result<arc
         what: "busybox".into(),
         distribution: Distribution::Debian,
         suites: &catalog.busybox.suites,
-        pattern: regex::Regex::new(&catalog.busybox.package).context("busybox package pattern")?,
+        pattern: regex_lite::Regex::new(&catalog.busybox.package)
+            .context("busybox package pattern")?,
         arch,
     })
 }

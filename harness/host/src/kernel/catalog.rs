@@ -131,9 +131,9 @@ impl KernelSeries {
 
     /// The package-name pattern for an architecture, if the series' archive provides a
     /// kernel for it.
-    pub fn package_pattern(&self, arch: Arch) -> Option<regex::Regex> {
+    pub fn package_pattern(&self, arch: Arch) -> Option<regex_lite::Regex> {
         let pattern = self.patterns().get(arch.name())?;
-        regex::Regex::new(pattern).ok()
+        regex_lite::Regex::new(pattern).ok()
     }
 
     /// The name of the package holding the config of the kernel package `kernel`, when
@@ -172,7 +172,7 @@ impl KernelSeries {
         let distribution = self.distribution();
         for (arch, pattern) in self.patterns() {
             arch.parse::<Arch>().map_err(anyhow::Error::msg)?;
-            regex::Regex::new(pattern)
+            regex_lite::Regex::new(pattern)
                 .with_context(|| format!("bad package pattern for {arch}"))?;
         }
         for suite in &self.suites {
@@ -189,7 +189,7 @@ impl KernelSeries {
                     format!("{key}.{arch} is given, but no package pattern for {arch}")
                 })?;
                 anyhow::ensure!(
-                    template.contains("$1") && regex::Regex::new(pattern)?.captures_len() > 1,
+                    template.contains("$1") && regex_lite::Regex::new(pattern)?.captures_len() > 1,
                     "{key}.{arch} = '{template}' must name the {key} package with `$1`, the \
                      first group of the package pattern '{pattern}'"
                 );

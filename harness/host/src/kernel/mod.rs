@@ -290,7 +290,7 @@ fn obtain_config(
         what: format!("the config of kernel {}", series.series),
         distribution: series.distribution(),
         suites: &series.suites,
-        pattern: regex::Regex::new(&format!("^{}$", regex::escape(name)))?,
+        pattern: regex_lite::Regex::new(&format!("^{}$", regex_lite::escape(name)))?,
         arch,
     };
     // A pin of another version (the kernel was refreshed past the lock) is not this

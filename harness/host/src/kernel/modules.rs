@@ -100,7 +100,10 @@ pub fn for_kernel(
         what: format!("the modules of kernel {}", kernel.series),
         distribution: series.distribution(),
         suites: &series.suites,
-        pattern: regex::Regex::new(&format!("^{}$", regex::escape(&package.package.name)))?,
+        pattern: regex_lite::Regex::new(&format!(
+            "^{}$",
+            regex_lite::escape(&package.package.name)
+        ))?,
         arch: kernel.arch,
     };
     let dir = modules_dir(config, &kernel.series, kernel.arch);

@@ -167,7 +167,7 @@ fn pin_companions(
         };
         let query = Query {
             what: format!("the {} of kernel {}", companion.word(), series.series),
-            pattern: regex::Regex::new(&format!("^{}$", regex::escape(&name)))?,
+            pattern: regex_lite::Regex::new(&format!("^{}$", regex_lite::escape(&name)))?,
             ..kernel_query.clone()
         };
         let label = format!("{} {arch} {}", series.series, companion.word());
@@ -203,7 +203,7 @@ fn pin_source_packages(
             what: format!("linux source {}", series.series),
             distribution: series.distribution(),
             suites: &series.suites,
-            pattern: regex::Regex::new(pattern).context("source package pattern")?,
+            pattern: regex_lite::Regex::new(pattern).context("source package pattern")?,
             arch: Arch::X86_64,
         };
         let label = format!("{} source", series.series);

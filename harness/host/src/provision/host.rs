@@ -95,8 +95,8 @@ pub fn version_matches(version: &str, constraint: &str) -> bool {
         None => return false,
     };
     let (Ok(have), Ok(want)) = (
-        version.parse::<debversion::Version>(),
-        wanted.parse::<debversion::Version>(),
+        version.parse::<crate::kernel::apt::version::Version>(),
+        wanted.parse::<crate::kernel::apt::version::Version>(),
     ) else {
         return false;
     };

@@ -76,7 +76,7 @@ impl PackageSet {
         self.exclude
             .iter()
             .chain(NEVER)
-            .any(|pattern| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(name)))
+            .any(|pattern| regex_lite::Regex::new(pattern).is_ok_and(|re| re.is_match(name)))
     }
 
     /// Whether the dependencies of the package `name` come with it.

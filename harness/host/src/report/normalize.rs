@@ -23,7 +23,7 @@
 use std::sync::LazyLock;
 
 use bpflab_protocol::Event;
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::run::LessonResult;
 

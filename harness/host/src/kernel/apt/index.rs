@@ -207,8 +207,8 @@ pub fn parse_packages_with(
 /// The package with the highest Debian version (dpkg's ordering), ties broken by name.
 pub fn newest(packages: impl IntoIterator<Item = Package>) -> Option<Package> {
     packages.into_iter().max_by(|a, b| {
-        let va = a.version.parse::<debversion::Version>();
-        let vb = b.version.parse::<debversion::Version>();
+        let va = a.version.parse::<crate::kernel::apt::version::Version>();
+        let vb = b.version.parse::<crate::kernel::apt::version::Version>();
         match (va, vb) {
             (Ok(va), Ok(vb)) => va.cmp(&vb).then_with(|| a.name.cmp(&b.name)),
             // An unparsable version never wins over a parsable one.

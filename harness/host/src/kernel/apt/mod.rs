@@ -12,5 +12,6 @@ mod resolve;
 pub mod signature;
 pub mod sources;
 pub mod tree;
+pub mod version;
 
 pub use distribution::Distribution;

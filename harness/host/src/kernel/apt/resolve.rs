@@ -19,7 +19,7 @@ pub struct Query<'a> {
     /// Suites to look in; the newest match across all of them wins.
     pub suites: &'a [String],
     /// Package name pattern.
-    pub pattern: regex::Regex,
+    pub pattern: regex_lite::Regex,
     /// Architecture.
     pub arch: Arch,
 }

@@ -46,7 +46,7 @@ pub(super) fn source_tarball(
             what: format!("linux source {}", series.series),
             distribution: series.distribution(),
             suites: &series.suites,
-            pattern: regex::Regex::new(pattern).context("source package pattern")?,
+            pattern: regex_lite::Regex::new(pattern).context("source package pattern")?,
             arch,
         };
         let Some(pinned) = lock.find_source_package(&series.series) else {
