@@ -107,11 +107,8 @@ pub fn obtain(
                 )
             })?;
             if series.package_pattern(arch).is_none() && series.source.is_some() {
-                // No prebuilt kernel: the next source in order of preference is a build.
-                crate::term::status(format!(
-                    "kernel {name} has no prebuilt package for {arch}: building a minimal one from source \
-                     (once; later runs use the cache)"
-                ));
+                // No prebuilt kernel: the next source in order of preference is a build
+                // (which says so when it is not in the cache yet).
                 return build::obtain(
                     config,
                     catalog,

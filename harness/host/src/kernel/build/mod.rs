@@ -136,6 +136,10 @@ pub fn obtain(
     if target.is_built(&key) {
         return Ok(target.image());
     }
+    term::status(format!(
+        "kernel {name} for {arch} is not in the cache: building it from source (tinyconfig + \
+         kernel-config/), once; later runs use the cache"
+    ));
     let sandbox = Sandbox::for_builds();
     let work = target.unpack(&tarball, &sandbox, parent)?;
     let src = work.path().join("src");
