@@ -117,6 +117,10 @@ pub fn features() -> &'static Features {
 #[derive(Debug)]
 pub struct EbpfLoader<'a> {
     btf: Option<Cow<'a, Btf>>,
+    // No BTF was given: the kernel's own is read from sysfs, once, by the first load of an
+    // object with CO-RE relocations (only those use it). Parsing it eagerly cost every
+    // loader a read and parse of several megabytes, needed or not.
+    btf_from_sys_fs: bool,
     default_map_pin_directory: Option<PathBuf>,
     globals: HashMap<&'a str, (&'a [u8], bool)>,
     // Max entries overrides the max_entries field of the map that matches the provided name
@@ -160,7 +164,8 @@ impl<'a> EbpfLoader<'a> {
     /// Creates a new loader instance.
     pub fn new() -> Self {
         Self {
-            btf: Btf::from_sys_fs().ok().map(Cow::Owned),
+            btf: None,
+            btf_from_sys_fs: true,
             default_map_pin_directory: None,
             globals: HashMap::new(),
             max_entries: HashMap::new(),
@@ -190,6 +195,7 @@ impl<'a> EbpfLoader<'a> {
     /// ```
     pub fn btf(&mut self, btf: Option<&'a Btf>) -> &mut Self {
         self.btf = btf.map(Cow::Borrowed);
+        self.btf_from_sys_fs = false;
         self
     }
 
@@ -419,6 +425,7 @@ impl<'a> EbpfLoader<'a> {
     pub fn load(&mut self, data: &[u8]) -> Result<Ebpf, EbpfError> {
         let Self {
             btf,
+            btf_from_sys_fs,
             default_map_pin_directory,
             globals,
             max_entries,
@@ -429,6 +436,10 @@ impl<'a> EbpfLoader<'a> {
         } = self;
         let mut obj = Object::parse(data)?;
         obj.patch_map_data(globals.clone())?;
+        if btf.is_none() && *btf_from_sys_fs && obj.has_btf_relocations() {
+            *btf = Btf::from_sys_fs().ok().map(Cow::Owned);
+            *btf_from_sys_fs = false;
+        }
 
         let btf_fd = if let Some(features) = &FEATURES.btf() {
             if let Some(btf) = obj.fixup_and_sanitize_btf(features)? {
