@@ -59,11 +59,14 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     });
     system::raise_memlock_limit()?;
     // Every feature a lesson can declare, asked of this kernel once: the matrix's table.
-    let present = bpflab_protocol::Feature::ALL
-        .into_iter()
-        .filter(|f| bpflab_guest::features::has(*f).unwrap_or(false))
-        .collect();
-    sink.send(&Event::Features { present });
+    // (Each probe loads a program or makes a map: a run of a few lessons skips them.)
+    if plan.probe_features {
+        let present = bpflab_protocol::Feature::ALL
+            .into_iter()
+            .filter(|f| bpflab_guest::features::has(*f).unwrap_or(false))
+            .collect();
+        sink.send(&Event::Features { present });
+    }
     bpflab_guest::workload::bring_up_loopback()?;
     let trace = TracePipe::start(sink.clone())?;
     // The loader reads the kernel's own BTF itself, from the same file; BTF encoded for a

@@ -40,6 +40,10 @@ pub struct Plan {
     pub channel: String,
     /// After the lessons, give the learner an interactive shell instead of powering off.
     pub shell: bool,
+    /// Probe every feature a lesson can declare and report them ([`Event::Features`]):
+    /// the matrix's feature table. Without it, only the lessons' own needs are probed.
+    #[serde(default)]
+    pub probe_features: bool,
     /// A failure for the agent to cause on purpose, so tests can prove the host copes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
@@ -384,6 +388,7 @@ mod tests {
             channel: "/dev/ttyS1".into(),
             shell: false,
             fault: Some(Fault::Hang),
+            probe_features: true,
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);

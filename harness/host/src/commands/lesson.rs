@@ -32,6 +32,7 @@ pub fn run(args: LessonArgs) -> anyhow::Result<ExitCode> {
         verbose_kernel: args.verbose,
         refresh_kernel: args.refresh_kernel,
         fault: args.inject_fault,
+        probe_features: false,
     };
     let mut view = view::LiveView::new(args.verbose, args.shell);
     let result = run::run(&request, &mut |p| view.show(p));

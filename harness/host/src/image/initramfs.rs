@@ -254,6 +254,7 @@ mod tests {
             channel: "/dev/ttyS1".into(),
             shell: false,
             fault: None,
+            probe_features: false,
         };
         let bytes = build(
             &agent,

@@ -39,6 +39,9 @@ pub struct RunRequest {
     /// A cache directory for this run instead of the configured one (the benchmark's
     /// cold run uses an empty one).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Ask the guest which of every feature a lesson can need its kernel has (the
+    /// matrix's feature table). A lesson run asks only for what its lessons need.
+    pub probe_features: bool,
 }
 
 /// How long a run may take unless told otherwise: lessons take seconds; a guest still
@@ -65,6 +68,7 @@ impl Default for RunRequest {
             fault: None,
             cpu: None,
             cache_dir: None,
+            probe_features: false,
         }
     }
 }

@@ -252,6 +252,7 @@ pub(super) fn initramfs(
         channel: qemu_config.channel().1.to_string(),
         shell: request.shell,
         fault: request.fault,
+        probe_features: request.probe_features,
     };
     let dir_names: Vec<String> = selected.iter().map(|(l, _)| l.dir_name()).collect();
     let image_lessons: Vec<initramfs::LessonObjects> = dir_names

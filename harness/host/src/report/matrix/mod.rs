@@ -229,6 +229,7 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     run_request.arch = arch;
     run_request.accel = request.accel;
     run_request.timeout = Some(request.timeout);
+    run_request.probe_features = true;
     let mut cell = Cell {
         kernel: kernel.to_string(),
         arch: arch.name().to_string(),
