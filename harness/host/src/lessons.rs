@@ -32,8 +32,9 @@ pub struct Lesson {
     /// its content instead).
     #[serde(default)]
     pub snapshot: SnapshotVariation,
-    /// Show runs of identical (normalised) lines once in the snapshot: for output whose
-    /// number of lines depends on the kernel's internal caches, not on the lesson.
+    /// Show each run of (normalised) output lines as its distinct lines, sorted, in the
+    /// snapshot: for output whose number and order of lines depend on the kernel's
+    /// internal caches and hashes, not on the lesson.
     #[serde(default)]
     pub snapshot_collapse: bool,
     /// What it is for the learner, and so where it is listed and what the tests expect.
