@@ -118,7 +118,7 @@ pub fn transcript_with(lesson: &LessonResult, collapse: bool) -> String {
     }
     let mut out = String::new();
     let mut block = std::collections::BTreeSet::new();
-    let mut flush = |block: &mut std::collections::BTreeSet<&str>, out: &mut String| {
+    let flush = |block: &mut std::collections::BTreeSet<&str>, out: &mut String| {
         for line in std::mem::take(block) {
             out.push_str(line);
             out.push('\n');
