@@ -120,6 +120,10 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         // during the next lessons of this boot and mix into their output.
         if plan.shell {
             kept.extend(lesson_kept);
+        } else if plan.lessons.last() == Some(lesson) {
+            // Detaching waits for an RCU grace period per probe, and the guest powers off
+            // next: the last lesson's programs go with it.
+            std::mem::forget(lesson_kept);
         }
         sink.send(&Event::LessonEnd {
             lesson: lesson.number,
