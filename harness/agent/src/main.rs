@@ -86,7 +86,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     // Programs lessons keep attached for the learner's shell; dropped (detached) at the end.
     let mut kept = Vec::new();
 
-    for lesson in &plan.lessons {
+    for (index, lesson) in plan.lessons.iter().enumerate() {
         sink.send(&Event::LessonStart {
             lesson: lesson.number,
         });
@@ -120,7 +120,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         // during the next lessons of this boot and mix into their output.
         if plan.shell {
             kept.extend(lesson_kept);
-        } else if plan.lessons.last() == Some(lesson) {
+        } else if index + 1 == plan.lessons.len() {
             // Detaching waits for an RCU grace period per probe, and the guest powers off
             // next: the last lesson's programs go with it.
             std::mem::forget(lesson_kept);
