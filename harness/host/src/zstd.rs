@@ -5,38 +5,63 @@
 //! run uses once per kernel. A zstd file may hold several frames one after the other
 //! (what `zstd` writes for concatenated inputs, and what `pzstd` writes always); the
 //! reader here goes on to the next frame where ruzstd's stops after the first, so no
-//! file is ever cut short without an error. Checksums in the frames are verified.
+//! file is ever cut short without an error; skippable frames (metadata, such as
+//! `pzstd`'s) are passed over, as libzstd passes them. Checksums in the frames are
+//! verified. A frame may ask for a window of at most ruzstd's default, 128 MiB.
+//! Callers bound what they read from the stream.
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 /// Reads the decompressed bytes of every frame of `source`, in order.
 pub fn reader<R: Read>(source: R) -> io::Result<Frames<R>> {
-    let mut source = BufReader::new(source);
-    let mut decoder = FrameDecoder::new();
-    decoder.init(&mut source).map_err(io::Error::other)?;
-    Ok(Frames { source, decoder })
-}
-
-/// Decompresses all of `stream`, refusing more than `limit` bytes.
-pub fn decompress(stream: &[u8], limit: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    reader(stream)?
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)?;
-    if out.len() > limit {
-        return Err(io::Error::other(format!(
-            "the zstd stream unpacks to more than {limit} bytes"
-        )));
+    let mut frames = Frames {
+        source: BufReader::new(source),
+        decoder: FrameDecoder::new(),
+    };
+    if !frames.next_frame()? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an empty zstd stream: no frame in it",
+        ));
     }
-    Ok(out)
+    Ok(frames)
 }
 
 /// The reader [`reader`] returns.
 pub struct Frames<R: Read> {
     source: BufReader<R>,
     decoder: FrameDecoder,
+}
+
+impl<R: Read> Frames<R> {
+    /// Starts the next data frame, passing over skippable ones; false at the stream's end.
+    fn next_frame(&mut self) -> io::Result<bool> {
+        loop {
+            if self.source.fill_buf()?.is_empty() {
+                return Ok(false);
+            }
+            match self.decoder.init(&mut self.source) {
+                Ok(()) => return Ok(true),
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    let skipped =
+                        io::copy(&mut (&mut self.source).take(length.into()), &mut io::sink())?;
+                    if skipped < u64::from(length) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "a skippable zstd frame cut short",
+                        ));
+                    }
+                }
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        }
+    }
 }
 
 impl<R: Read> Read for Frames<R> {
@@ -71,12 +96,9 @@ impl<R: Read> Read for Frames<R> {
                     ));
                 }
             }
-            if self.source.fill_buf()?.is_empty() {
+            if !self.next_frame()? {
                 return Ok(0);
             }
-            self.decoder
-                .init(&mut self.source)
-                .map_err(io::Error::other)?;
         }
     }
 }
@@ -91,6 +113,41 @@ pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+
+    /// All of `stream`, refusing more than `limit` bytes (as every caller bounds it).
+    fn decompress(stream: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader(stream)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)?;
+        if out.len() > limit {
+            return Err(io::Error::other(format!("more than {limit} bytes")));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn skippable_frames_are_passed_over() {
+        let mut stream = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, b'm', b'e', b't'];
+        stream.extend(compress(b"data"));
+        stream.extend([0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]);
+        assert_eq!(decompress(&stream, 100).unwrap(), b"data");
+        // One that claims more bytes than follow is an error, not an end.
+        let cut = [0x50, 0x2a, 0x4d, 0x18, 200, 0, 0, 0, b'x'];
+        assert!(decompress(&cut, 100).is_err());
+    }
+
+    #[test]
+    fn a_frame_asking_for_a_huge_window_is_refused_before_allocating() {
+        // Magic, a descriptor with no content size, then a window descriptor of
+        // exponent 31: a 2^41-byte (2 TiB) window.
+        let stream = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0, 0, 0, 0];
+        let error = reader(stream.as_slice()).err().expect("refused");
+        assert!(
+            error.to_string().to_lowercase().contains("window"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn one_frame_unpacks() {

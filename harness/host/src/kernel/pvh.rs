@@ -131,7 +131,7 @@ fn decompress(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size);
     match stream {
         [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(&stream[4..], size)?,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => out = crate::zstd::decompress(stream, size)?,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => bounded(crate::zstd::reader(stream)?, &mut out)?,
         [0x1f, 0x8b, ..] => bounded(flate2::read::GzDecoder::new(stream), &mut out)?,
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
             bounded(xz2::read::XzDecoder::new(stream), &mut out)?
