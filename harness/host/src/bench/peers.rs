@@ -146,7 +146,12 @@ pub fn time(mut cmd: Command, what: &str) -> anyhow::Result<f64> {
 
 /// Times bpflab's lesson 1 and each peer's `true` on `image`, in turns: a first untimed
 /// round (it fills caches and shows which peers can run here), then `rounds` timed ones.
-pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<PeerReport> {
+pub fn compare(
+    image: &Path,
+    bpflab_boots: String,
+    accel: Accel,
+    rounds: usize,
+) -> anyhow::Result<PeerReport> {
     let bpflab = || {
         let mut cmd = Command::new(std::env::current_exe().expect("own path"));
         cmd.args(["lesson", "1", "--kernel"])
@@ -176,6 +181,7 @@ pub fn compare(image: &Path, accel: Accel, rounds: usize) -> anyhow::Result<Peer
     }
     let mut report = PeerReport {
         kernel: image.display().to_string(),
+        bpflab_boots,
         accel: accel.to_string(),
         skipped,
         rounds: Vec::new(),
@@ -210,8 +216,10 @@ pub struct Round {
 /// The side-by-side figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerReport {
-    /// The kernel image all of them booted.
+    /// The kernel image all of them were given.
     pub kernel: String,
+    /// What bpflab booted of it: the file, or the vmlinux inside a bzImage, through PVH.
+    pub bpflab_boots: String,
     /// KVM or TCG, for all of them.
     pub accel: String,
     /// Peers that could not run, with the reason.
@@ -239,6 +247,12 @@ pub fn table(report: &PeerReport) -> String {
         report.accel,
         report.rounds.len()
     );
+    if report.bpflab_boots != report.kernel {
+        out.push_str(&format!(
+            "bpflab booted {}; the peers booted the file as given.\n\n",
+            report.bpflab_boots
+        ));
+    }
     let ran: Vec<(usize, Peer)> = Peer::ALL
         .into_iter()
         .enumerate()
@@ -297,6 +311,7 @@ mod tests {
     fn ratios_are_taken_within_rounds_and_their_median_reported() {
         let report = PeerReport {
             kernel: "6.1-peers".into(),
+            bpflab_boots: "6.1-peers".into(),
             accel: "TCG".into(),
             skipped: vec![("virtme-ng".into(), "vng is not installed".into())],
             rounds: vec![

@@ -210,8 +210,10 @@ pub struct MatrixArgs {
 pub struct LessonArgs {
     /// Lesson number (`bpflab lessons` lists them).
     pub(crate) number: u32,
-    /// Kernel: a catalog series such as 6.1 or 5.10, or a path to a kernel image.
-    /// Default: the catalog's default series.
+    /// Kernel: a catalog series such as 6.1 or 5.10, or a path to a kernel image
+    /// (bzImage, vmlinux, arm64 Image; a `config` beside it lets bpflab check it first).
+    /// An x86-64 bzImage built with CONFIG_PVH boots from the vmlinux inside it, unpacked
+    /// once into the cache. Default: the catalog's default series.
     #[arg(long, short = 'k', value_name = "SERIES|PATH")]
     pub(crate) kernel: Option<String>,
     /// Guest architecture: x86_64 or arm64.

@@ -84,7 +84,8 @@ pub fn peers(
     );
     let config = Config::load()?;
     let catalog = Catalog::load_shipped()?;
-    // The peers boot a compressed image (bzImage); bpflab boots the very same file.
+    // All three are given the same file, the peers' bzImage; bpflab boots the vmlinux
+    // inside it through PVH, as it does any bzImage of a kernel with CONFIG_PVH.
     let image = match kernel.as_deref().map(KernelSpec::parse) {
         Some(KernelSpec::Path(path)) => path,
         spec => {
@@ -107,7 +108,8 @@ pub fn peers(
         }
     };
     let accel = crate::vm::accel::choose(accel, arch)?.accel;
-    let report = peers::compare(&image, accel, rounds)?;
+    let boots = crate::kernel::own::obtain(&image, arch, &config)?.origin;
+    let report = peers::compare(&image, boots, accel, rounds)?;
     println!("{}", peers::table(&report));
     let path = config::work_dir().join("bench-peers.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;

@@ -7,6 +7,7 @@ pub mod build;
 pub mod catalog;
 pub mod check;
 pub mod modules;
+pub mod own;
 pub mod pins;
 pub mod pvh;
 pub mod update;
@@ -77,24 +78,7 @@ pub fn obtain(
     refresh: bool,
 ) -> anyhow::Result<KernelImage> {
     match spec {
-        KernelSpec::Path(path) => {
-            check_image_file(path)?;
-            // A build config beside the image (`config`, or `<image>.config`) lets bpflab
-            // check the kernel before booting it.
-            let config = [path.with_extension("config"), path.with_file_name("config")]
-                .into_iter()
-                .find(|c| c.is_file());
-            Ok(KernelImage {
-                series: "custom".into(),
-                arch,
-                image: path.clone(),
-                config,
-                origin: path.display().to_string(),
-                version: KernelVersion::of_image(path),
-                btf: None,
-                package: None,
-            })
-        }
+        KernelSpec::Path(path) => own::obtain(path, arch, config),
         KernelSpec::Series(name) => {
             if let Some((base, flavour)) = build::Flavour::split(name) {
                 return build::obtain(config, catalog, base, flavour, arch, crate::config::cpus());
@@ -120,38 +104,6 @@ pub fn obtain(
             }
             obtain_series(series, arch, config, refresh)
         }
-    }
-}
-
-/// A kernel image given by path is a regular file (or a link to one): QEMU cannot boot a
-/// directory, and a device such as /dev/zero would be read forever.
-fn check_image_file(path: &Path) -> anyhow::Result<()> {
-    let what = "give the path of a kernel image file (bzImage, vmlinux, arm64 Image) or a \
-                series (`bpflab kernels` lists them)";
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(()),
-        Ok(meta) => bail!(
-            "kernel image {} is not a regular file but a {}: {what}",
-            path.display(),
-            file_kind(meta.file_type())
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("kernel image {} does not exist: {what}", path.display())
-        }
-        Err(e) => Err(e).with_context(|| format!("reading kernel image {}", path.display())),
-    }
-}
-
-fn file_kind(kind: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt as _;
-    if kind.is_dir() {
-        "directory"
-    } else if kind.is_char_device() || kind.is_block_device() {
-        "device"
-    } else if kind.is_fifo() {
-        "named pipe"
-    } else {
-        "socket"
     }
 }
 
@@ -331,19 +283,6 @@ fn obtain_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_kernel_path_that_is_no_regular_file_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let message = |path: &Path| format!("{:#}", check_image_file(path).unwrap_err());
-        assert!(message(Path::new("/dev/zero")).contains("is not a regular file but a device"));
-        assert!(message(dir.path()).contains("is not a regular file but a directory"));
-        let missing = message(&dir.path().join("bzImage"));
-        assert!(missing.contains("does not exist"), "{missing}");
-        let image = dir.path().join("vmlinuz");
-        std::fs::write(&image, b"kernel").unwrap();
-        check_image_file(&image).unwrap();
-    }
 
     #[test]
     fn kernel_specs_are_paths_or_series() {

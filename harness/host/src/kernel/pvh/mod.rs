@@ -25,12 +25,17 @@ const PVH_NOTE: u32 = 18;
 /// What `vmlinux.json` beside a derived vmlinux says: which bzImage it came from, and its
 /// own hash, so that a damaged one is derived again, never booted; and the file's
 /// fingerprint when it was written, so that a run need not hash its tens of megabytes
-/// again while nothing has touched it.
+/// again while nothing has touched it. An empty `sha256` records a bzImage whose payload
+/// is no PVH ELF, so that it is not unpacked again on every run.
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 struct Derived {
     from_sha256: String,
     sha256: String,
     stat: Option<Fingerprint>,
+    /// The bzImage's own fingerprint, for one the user gives (a distribution's was
+    /// verified against its archive's hash already).
+    #[serde(default)]
+    from_stat: Option<Fingerprint>,
 }
 
 /// The PVH-bootable vmlinux of `bzimage` (whose SHA-256 is `bzimage_sha256`), kept in
@@ -43,18 +48,72 @@ pub fn vmlinux(
     config: Option<&Path>,
     dir: &Path,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let has_pvh = config
-        .and_then(|c| std::fs::read_to_string(c).ok())
-        .is_some_and(|text| text.lines().any(|l| l == "CONFIG_PVH=y"));
-    if !has_pvh {
+    if !config.is_some_and(says_pvh) {
         return Ok(None);
     }
+    let recorded = read_stamp(dir).filter(|r| r.from_sha256 == bzimage_sha256);
+    derive(bzimage, bzimage_sha256, None, recorded, dir)
+}
+
+/// The same for a kernel image the user gives by path (`--kernel ./bzImage`), kept in
+/// `dir`: `None` for anything but an x86 bzImage, for one whose build config beside it
+/// lacks `CONFIG_PVH`, and for one whose payload is no PVH ELF. The image is hashed only
+/// when it changed since the vmlinux was derived from it; a new build at the same path
+/// replaces the vmlinux of the old one.
+pub fn vmlinux_of_own(
+    bzimage: &Path,
+    config: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    if !is_bzimage(bzimage) || config.is_some_and(|c| !says_pvh(c)) {
+        return Ok(None);
+    }
+    let now = Fingerprint::of(bzimage);
+    let recorded = read_stamp(dir);
+    if let Some(r) = recorded
+        .as_ref()
+        .filter(|r| now.is_some() && r.from_stat == now)
+    {
+        let sha256 = r.from_sha256.clone();
+        return derive(bzimage, &sha256, now, recorded, dir);
+    }
+    let sha256 = digest::sha256_file(bzimage)?;
+    let recorded = recorded.filter(|r| r.from_sha256 == sha256);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    derive(bzimage, &sha256, now, recorded, dir)
+}
+
+fn says_pvh(config: &Path) -> bool {
+    std::fs::read_to_string(config).is_ok_and(|text| text.lines().any(|l| l == "CONFIG_PVH=y"))
+}
+
+/// Whether the file starts as an x86 bzImage (the boot protocol's `HdrS` magic).
+fn is_bzimage(path: &Path) -> bool {
+    let mut head = [0u8; 0x206];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok())
+        && &head[0x202..] == b"HdrS"
+}
+
+fn read_stamp(dir: &Path) -> Option<Derived> {
+    let bytes = std::fs::read(dir.join("vmlinux.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Uses the vmlinux `recorded` (a stamp of this very bzImage) describes if it is intact,
+/// else unpacks it again.
+fn derive(
+    bzimage: &Path,
+    bzimage_sha256: &str,
+    bzimage_stat: Option<Fingerprint>,
+    recorded: Option<Derived>,
+    dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
     let out = dir.join("vmlinux");
     let stamp = dir.join("vmlinux.json");
-    let recorded: Option<Derived> = std::fs::read(&stamp)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(r) = recorded.filter(|r| r.from_sha256 == bzimage_sha256) {
+    if let Some(r) = recorded {
+        if r.sha256.is_empty() {
+            return Ok(None);
+        }
         let now = Fingerprint::of(&out);
         if now.is_some() && r.stat == now {
             return Ok(Some(out));
@@ -66,11 +125,25 @@ pub fn vmlinux(
             return Ok(Some(out));
         }
     }
+    crate::term::status(format!(
+        "unpacking the vmlinux inside {}, once, to boot it through PVH (nothing to decompress \
+         under emulation)",
+        bzimage.display()
+    ));
     let image = std::fs::read(bzimage).with_context(|| format!("reading {}", bzimage.display()))?;
+    let mut derived = Derived {
+        from_sha256: bzimage_sha256.to_string(),
+        sha256: String::new(),
+        stat: None,
+        from_stat: bzimage_stat,
+    };
     let elf = match payload(&image).and_then(decompress) {
         Ok(elf) if has_pvh_note(&elf) => elf,
         // Not what a PVH boot needs: boot the bzImage, as any kernel without PVH.
-        _ => return Ok(None),
+        _ => {
+            write_stamp(&stamp, &derived, dir)?;
+            return Ok(None);
+        }
     };
     let partial = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
@@ -78,11 +151,8 @@ pub fn vmlinux(
     partial
         .persist(&out)
         .with_context(|| format!("moving {} into place", out.display()))?;
-    let derived = Derived {
-        from_sha256: bzimage_sha256.to_string(),
-        sha256: digest::sha256_bytes(&elf),
-        stat: Fingerprint::of(&out),
-    };
+    derived.sha256 = digest::sha256_bytes(&elf);
+    derived.stat = Fingerprint::of(&out);
     write_stamp(&stamp, &derived, dir)?;
     Ok(Some(out))
 }
@@ -223,99 +293,4 @@ fn notes(elf: &[u8], offset: usize, size: usize) -> impl Iterator<Item = (&[u8],
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A minimal ELF64 with one PT_NOTE segment holding one note.
-    fn elf_with_note(name: &[u8], kind: u32) -> Vec<u8> {
-        let mut elf = vec![0u8; 0x40 + 0x38];
-        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
-        elf[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
-        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-        let note_at = elf.len() as u64;
-        let mut note = Vec::new();
-        note.extend((name.len() as u32).to_le_bytes());
-        note.extend(4u32.to_le_bytes());
-        note.extend(kind.to_le_bytes());
-        note.extend(name);
-        note.resize(note.len().div_ceil(4) * 4, 0);
-        note.extend([0u8; 4]);
-        let ph = 0x40;
-        elf[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes());
-        elf[ph + 8..ph + 16].copy_from_slice(&note_at.to_le_bytes());
-        elf[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
-        elf.extend(note);
-        elf
-    }
-
-    /// A bzImage-shaped file whose payload is `payload` plus Kbuild's size trailer.
-    fn bzimage(payload: &[u8], unpacked: usize) -> Vec<u8> {
-        let mut image = vec![0u8; 5 * 512];
-        image[0x1f1] = 4;
-        image[0x202..0x206].copy_from_slice(b"HdrS");
-        image[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
-        let length = payload.len() as u32 + 4;
-        image[0x24c..0x250].copy_from_slice(&length.to_le_bytes());
-        image.extend([0u8; 16]);
-        image.extend(payload);
-        image.extend((unpacked as u32).to_le_bytes());
-        image
-    }
-
-    #[test]
-    fn a_pvh_note_is_found_and_another_note_is_not_one() {
-        assert!(has_pvh_note(&elf_with_note(b"Xen\0", PVH_NOTE)));
-        assert!(!has_pvh_note(&elf_with_note(b"Xen\0", 6)));
-        assert!(!has_pvh_note(&elf_with_note(b"GNU\0", PVH_NOTE)));
-        assert!(!has_pvh_note(b"\x7fELF\x02\x01"));
-    }
-
-    #[test]
-    fn lz4_and_zstd_payloads_unpack_to_the_elf() {
-        let elf = elf_with_note(b"Xen\0", PVH_NOTE);
-        let block = lz4_flex::block::compress(&elf);
-        let mut lz4 = vec![0x02, 0x21, 0x4c, 0x18];
-        lz4.extend((block.len() as u32).to_le_bytes());
-        lz4.extend(block);
-        let zstd = crate::zstd::compress(&elf);
-        for stream in [lz4, zstd] {
-            let image = bzimage(&stream, elf.len());
-            assert_eq!(decompress(payload(&image).unwrap()).unwrap(), elf);
-        }
-    }
-
-    #[test]
-    fn the_vmlinux_is_derived_once_and_again_when_damaged() {
-        let elf = elf_with_note(b"Xen\0", PVH_NOTE);
-        let image = bzimage(&crate::zstd::compress(&elf), elf.len());
-        let dir = tempfile::tempdir().unwrap();
-        let (bz, config) = (dir.path().join("vmlinuz"), dir.path().join("config"));
-        std::fs::write(&bz, &image).unwrap();
-        std::fs::write(&config, "CONFIG_PVH=y\n").unwrap();
-        let out = vmlinux(&bz, "aa", Some(&config), dir.path())
-            .unwrap()
-            .unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), elf);
-        std::fs::write(&out, b"damaged").unwrap();
-        let again = vmlinux(&bz, "aa", Some(&config), dir.path())
-            .unwrap()
-            .unwrap();
-        assert_eq!(std::fs::read(again).unwrap(), elf);
-        // Without CONFIG_PVH, or with a payload that is no PVH ELF, the bzImage boots.
-        std::fs::write(&config, "# CONFIG_PVH is not set\n").unwrap();
-        assert_eq!(vmlinux(&bz, "aa", Some(&config), dir.path()).unwrap(), None);
-        std::fs::write(&config, "CONFIG_PVH=y\n").unwrap();
-        std::fs::write(&bz, bzimage(&crate::zstd::compress(b"not elf at all"), 14)).unwrap();
-        assert_eq!(vmlinux(&bz, "bb", Some(&config), dir.path()).unwrap(), None);
-    }
-
-    #[test]
-    fn a_hostile_header_is_an_error_not_a_panic() {
-        let mut image = bzimage(b"xxxxxxxxxx", 10);
-        image[0x24c..0x250].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(payload(&image).is_err());
-        assert!(decompress(&[0x02, 0x21, 0x4c, 0x18, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0]).is_err());
-        assert!(decompress(&[0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]).is_err());
-    }
-}
+mod tests;
