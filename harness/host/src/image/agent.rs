@@ -27,12 +27,13 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
         return Ok(binary);
     }
     ensure_rust_target(arch)?;
-    let spinner = term::spinner(format!("building the guest agent for {arch}"));
-    let output = Command::new(&cargo)
+    let mut cargo = Command::new(&cargo);
+    cargo
         .current_dir(source_root)
         .args([
             "build",
             "--quiet",
+            "--message-format=json-render-diagnostics",
             "-p",
             "bpflab-agent",
             "--profile",
@@ -41,14 +42,13 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
         ])
         .arg(arch.rust_target())
         .arg("--target-dir")
-        .arg(&target_dir)
-        .output()
-        .context("running cargo to build the guest agent")?;
-    spinner.finish_and_clear();
-    if !output.status.success() {
+        .arg(&target_dir);
+    let (status, stderr) =
+        cargo_with_progress(cargo, &format!("building the guest agent for {arch}"))?;
+    if !status.success() {
         bail!(
             "building the guest agent for {arch} failed (a lesson's Rust side does not compile?):\n{}",
-            String::from_utf8_lossy(&output.stderr).trim_end()
+            stderr.trim_end()
         );
     }
     if !binary.is_file() {
@@ -57,6 +57,52 @@ pub fn build_agent(source_root: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
     // Best effort: without the stamp, the next run asks cargo again.
     let _ = std::fs::write(&stamp_path, stamp);
     Ok(binary)
+}
+
+/// Runs a `cargo build --message-format=json-render-diagnostics` under a spinner that
+/// counts the crates built and names the last (a first build compiles about 60, for
+/// most of a minute on two cores); returns its status and its stderr (the rendered
+/// diagnostics, for an error).
+fn cargo_with_progress(
+    mut cargo: Command,
+    what: &str,
+) -> anyhow::Result<(std::process::ExitStatus, String)> {
+    use std::io::{BufRead as _, Read as _};
+    use std::process::Stdio;
+    let mut child = cargo
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running cargo to build the guest agent")?;
+    let mut stderr = child.stderr.take().context("cargo's stderr")?;
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let spinner = term::spinner(what.to_string());
+    let mut compiled = 0;
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line?) else {
+            continue;
+        };
+        // One artifact per crate compiled (or found up to date), and one per build
+        // script, which is not a crate of its own.
+        let target = &message["target"];
+        let build_script = target["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "custom-build"));
+        if message["reason"] == "compiler-artifact" && !build_script {
+            compiled += 1;
+            let name = target["name"].as_str().unwrap_or("?");
+            spinner.set_message(format!("{what}: {compiled} crates built, last {name}"));
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    spinner.finish_and_clear();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok((status, stderr))
 }
 
 /// What the agent's build depends on, summarised: every file under the directories its
