@@ -11,6 +11,20 @@ pub fn status(msg: impl AsRef<str>) {
     eprintln!("bpflab: {}", msg.as_ref());
 }
 
+/// A status message shown once per process: where a tool comes from is news on the first
+/// run of a `bench` or `matrix`, not on each of the dozens after it.
+pub fn status_once(msg: impl AsRef<str>) {
+    static SHOWN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = SHOWN
+        .lock()
+        .map(|mut shown| shown.insert(msg.as_ref().to_string()))
+        .unwrap_or(true);
+    if first {
+        status(msg);
+    }
+}
+
 /// Advice for an error whose cause has a known remedy, shown under it.
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     error.chain().find_map(|cause| {

@@ -136,7 +136,7 @@ pub fn find(config: &Config, need: Need) -> anyhow::Result<Source> {
         )
     })?;
     if !unpacked.fresh {
-        term::status(format!(
+        term::status_once(format!(
             "{}: from bpflab's cache (Debian {}), as {why}",
             need.describe(),
             unpacked.record.release
