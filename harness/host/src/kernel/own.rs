@@ -14,14 +14,22 @@ use crate::config::Config;
 /// The kernel at `path`, ready to boot for `arch`.
 pub fn obtain(path: &Path, arch: Arch, config: &Config) -> anyhow::Result<KernelImage> {
     check_image_file(path)?;
-    // A build config beside the image (`config`, or `<image>.config`) lets bpflab check the
-    // kernel before booting it.
-    let kernel_config = [path.with_extension("config"), path.with_file_name("config")]
-        .into_iter()
-        .find(|c| c.is_file());
+    let kernel_config = config_beside(path);
     let vmlinux = match arch {
         Arch::X86_64 => {
-            pvh::vmlinux_of_own(path, kernel_config.as_deref(), &cache_dir(config, path))?
+            match pvh::vmlinux_of_own(path, kernel_config.as_deref(), &cache_dir(config, path)) {
+                Ok(vmlinux) => vmlinux,
+                Err(e) if e.is::<pvh::Damaged>() => return Err(e),
+                // A cache that cannot be written (read-only, full) costs this run its
+                // speed-up, not the run.
+                Err(e) => {
+                    crate::term::status(format!(
+                        "booting {} as it is, not through PVH: {e:#}",
+                        path.display()
+                    ));
+                    None
+                }
+            }
         }
         Arch::Arm64 => None,
     };
@@ -39,6 +47,17 @@ pub fn obtain(path: &Path, arch: Arch, config: &Config) -> anyhow::Result<Kernel
         btf: None,
         package: None,
     })
+}
+
+/// A build config beside the image, which lets bpflab check the kernel before booting it:
+/// `<image>.config` (`bzImage.config`, `vmlinuz-6.1.0-56-cloud-amd64.config`), else
+/// `config`.
+fn config_beside(path: &Path) -> Option<PathBuf> {
+    let mut own = path.as_os_str().to_owned();
+    own.push(".config");
+    [PathBuf::from(own), path.with_file_name("config")]
+        .into_iter()
+        .find(|c| c.is_file())
 }
 
 /// Where the vmlinux of the image at `path` is kept: one directory per path (named by a
@@ -101,5 +120,21 @@ mod tests {
         let image = dir.path().join("vmlinuz");
         std::fs::write(&image, b"kernel").unwrap();
         check_image_file(&image).unwrap();
+    }
+
+    #[test]
+    fn the_config_beside_an_image_is_its_own_else_the_folder_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("vmlinuz-6.1.0-56-cloud-amd64");
+        assert_eq!(config_beside(&image), None);
+        std::fs::write(dir.path().join("config"), "").unwrap();
+        assert_eq!(config_beside(&image), Some(dir.path().join("config")));
+        let own = dir.path().join("vmlinuz-6.1.0-56-cloud-amd64.config");
+        std::fs::write(&own, "").unwrap();
+        assert_eq!(config_beside(&image), Some(own));
+        // Not another image's: bzImage.old does not take bzImage.config.
+        std::fs::write(dir.path().join("bzImage.config"), "").unwrap();
+        let old = dir.path().join("bzImage.old");
+        assert_eq!(config_beside(&old), Some(dir.path().join("config")));
     }
 }
