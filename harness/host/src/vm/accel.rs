@@ -61,7 +61,16 @@ pub fn choose(request: AccelRequest, arch: Arch) -> anyhow::Result<AccelChoice> 
             accel: Accel::Kvm,
             reason: "KVM available".into(),
         }),
-        (AccelRequest::Kvm, Err(why)) => anyhow::bail!("--accel kvm, but KVM is not usable: {why}"),
+        (AccelRequest::Kvm, Err(why)) => {
+            // The reason is worded for the automatic choice, which goes on with TCG.
+            let why = why
+                .trim_end_matches(": using TCG")
+                .trim_end_matches(": emulating with TCG");
+            anyhow::bail!(
+                "--accel kvm, but KVM is not usable: {why}; leave --accel out (or give \
+                 --accel tcg) to run emulated, slower but the same"
+            )
+        }
         (AccelRequest::Auto, Err(why)) => Ok(AccelChoice {
             accel: Accel::Tcg,
             reason: why,
