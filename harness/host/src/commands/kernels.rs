@@ -80,6 +80,14 @@ pub fn list() -> anyhow::Result<ExitCode> {
         }
     }
     println!("\ncache: {}", config.cache_dir.display());
+    if let Some((dir, count, bytes)) = crate::kernel::own::cached(&config) {
+        println!(
+            "kernels given by path: {count} vmlinux unpacked for PVH boot, {} MB, in {} (safe to \
+             delete: each is unpacked again when its image is next booted)",
+            bytes >> 20,
+            dir.display()
+        );
+    }
     println!("boot a series with --kernel <series>; a build from source with --kernel <series>-minimal (or -peers)");
     Ok(ExitCode::SUCCESS)
 }

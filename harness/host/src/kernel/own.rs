@@ -60,6 +60,21 @@ fn config_beside(path: &Path) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
+/// What the cache holds of kernels given by path: the folder, how many vmlinux files and
+/// their bytes (for `bpflab kernels`); `None` when it holds none.
+pub fn cached(config: &Config) -> Option<(PathBuf, usize, u64)> {
+    let dir = config.cache_dir.join("kernels").join("own");
+    let sizes: Vec<u64> = walkdir::WalkDir::new(&dir)
+        .min_depth(2)
+        .max_depth(2)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "vmlinux")
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .collect();
+    (!sizes.is_empty()).then(|| (dir, sizes.len(), sizes.iter().sum()))
+}
+
 /// Where the vmlinux of the image at `path` is kept: one directory per path (named by a
 /// hash of its absolute form), so that rebuilding a kernel in place replaces its vmlinux
 /// instead of piling up a new one per build.
