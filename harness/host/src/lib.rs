@@ -3,8 +3,9 @@
 //! The pipeline, one folder per stage:
 //!
 //! - [`kernel`]: which kernel to boot ([`kernel::catalog`], pinned in [`kernel::pins`]),
-//!   obtained from Debian's archive ([`kernel::debian`]) or built from source
-//!   ([`kernel::build`]), and checked ([`kernel::check`]);
+//!   obtained from Debian's or Ubuntu's archive ([`kernel::apt`]), built from source
+//!   ([`kernel::build`]) or given by path ([`kernel::own`]), unpacked for PVH boot
+//!   ([`kernel::pvh`]), and checked ([`kernel::check`]);
 //! - [`image`]: what the guest runs: the agent ([`image::agent`]), the lessons' BPF objects
 //!   ([`image::bpf`]), packed into an initramfs ([`image::initramfs`]);
 //! - [`provision`]: the host tools a run needs (QEMU, clang, headers), the host's or

@@ -1,11 +1,13 @@
-//! The uncompressed `vmlinux` inside a distribution's x86-64 `bzImage`, for PVH boot.
+//! The uncompressed `vmlinux` inside an x86-64 `bzImage`, for PVH boot: a
+//! distribution's, or one the user gives by path.
 //!
 //! QEMU boots an x86-64 ELF `vmlinux` that carries a PVH entry note (`CONFIG_PVH=y`,
 //! which Debian and Ubuntu set from 5.0) straight into the kernel at its 32-bit entry:
 //! no real-mode setup code, no decompressor copying and unpacking tens of megabytes under
-//! emulation. A `bzImage` holds exactly that ELF, compressed, as its payload; this module
-//! takes it out, once, when the kernel is cached. The bzImage it comes from was checked
-//! against the archive's signed hash, and what comes out must be an ELF with the PVH note
+//! emulation. A `bzImage` holds exactly that ELF, compressed, as its payload
+//! (`payload.rs`); this module takes it out, once, and keeps it beside a stamp. A
+//! distribution's bzImage was checked against its archive's signed hash; a user's is
+//! their own file. Either way, what comes out must be an ELF with the PVH note (`note.rs`)
 //! or it is not used.
 
 mod note;
