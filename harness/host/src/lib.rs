@@ -14,7 +14,7 @@
 //!   running guest, whose events ([`bpflab_protocol`]) come back line by line;
 //! - [`report`]: the live view ([`report::view`]), snapshots ([`report::normalize`]) and
 //!   the kernel matrix ([`report::matrix`]);
-//! - [`bench`]: where the time goes, and side by side with other tools.
+//! - [`bench`](mod@bench): where the time goes, and side by side with other tools.
 //!
 //! [`lessons`] finds the lessons in the source tree and [`scaffold`] makes new ones;
 //! [`run`] wires one lesson run through the stages; [`cli`] parses the command line and

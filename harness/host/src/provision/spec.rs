@@ -61,7 +61,8 @@ pub struct PackageSet {
     /// Whether their dependencies (`Depends`, `Pre-Depends`) come too: programs need
     /// their libraries; headers, read by clang, need nothing.
     pub closure: bool,
-    /// Dependencies left out (regular expressions on names), with [`NEVER`].
+    /// Dependencies left out (regular expressions on names), besides `NEVER` (those only
+    /// maintainer scripts use, which every set leaves out).
     pub exclude: Vec<&'static str>,
     /// Packages taken without their dependencies.
     pub shallow: Vec<&'static str>,
