@@ -90,12 +90,35 @@ fn the_vmlinux_is_derived_once_and_again_when_damaged() {
     assert_eq!(vmlinux(&bz, "bb", Some(&config), dir.path()).unwrap(), None);
 }
 
-#[test]
-fn an_own_bzimage_is_unpacked_once_and_again_when_rebuilt() {
+/// A user's PVH bzImage in a folder of its own, and where its vmlinux is to be kept.
+struct Own {
+    elf: Vec<u8>,
+    dir: tempfile::TempDir,
+    bz: std::path::PathBuf,
+    cache: std::path::PathBuf,
+}
+
+fn own_bzimage() -> Own {
     let elf = elf_with_note(b"Xen\0", PVH_NOTE);
     let dir = tempfile::tempdir().unwrap();
     let (bz, cache) = (dir.path().join("bzImage"), dir.path().join("cache"));
     std::fs::write(&bz, bzimage(&crate::zstd::compress(&elf), elf.len())).unwrap();
+    Own {
+        elf,
+        dir,
+        bz,
+        cache,
+    }
+}
+
+#[test]
+fn an_own_bzimage_is_unpacked_once_and_again_when_rebuilt() {
+    let Own {
+        elf,
+        dir,
+        bz,
+        cache,
+    } = own_bzimage();
     // No config beside it: the PVH note alone decides.
     let out = vmlinux_of_own(&bz, None, &cache).unwrap().unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), elf);
@@ -171,9 +194,12 @@ fn a_hostile_elf_is_no_pvh_kernel_not_a_panic() {
 
 #[test]
 fn an_own_bzimage_that_does_not_unpack_is_refused_as_damaged() {
-    let elf = elf_with_note(b"Xen\0", PVH_NOTE);
-    let dir = tempfile::tempdir().unwrap();
-    let (bz, cache) = (dir.path().join("bzImage"), dir.path().join("cache"));
+    let Own {
+        elf,
+        dir,
+        bz,
+        cache,
+    } = own_bzimage();
     let mut garbage = vec![0x1f, 0x8b];
     garbage.extend([0x55; 64]);
     let mut cut = bzimage(&crate::zstd::compress(&elf), elf.len());
@@ -197,10 +223,13 @@ fn an_own_bzimage_that_does_not_unpack_is_refused_as_damaged() {
 
 #[test]
 fn a_touched_own_bzimage_is_hashed_once_more_not_on_every_run() {
-    let elf = elf_with_note(b"Xen\0", PVH_NOTE);
-    let dir = tempfile::tempdir().unwrap();
-    let (bz, cache) = (dir.path().join("bzImage"), dir.path().join("cache"));
-    std::fs::write(&bz, bzimage(&crate::zstd::compress(&elf), elf.len())).unwrap();
+    // `_dir` keeps the folder until the test ends.
+    let Own {
+        dir: _dir,
+        bz,
+        cache,
+        ..
+    } = own_bzimage();
     vmlinux_of_own(&bz, None, &cache).unwrap().unwrap();
     // Same bytes, new fingerprint (a `make` that changed nothing, a copy).
     let bytes = std::fs::read(&bz).unwrap();
