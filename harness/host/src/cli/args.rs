@@ -100,8 +100,9 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         /// Guest architecture.
         #[arg(long, value_parser = parse_arch, default_value = default_arch())]
         arch: Arch,
-        /// Warm runs to make.
-        #[arg(long, default_value_t = 5)]
+        /// Warm runs to make, each beside a bare boot of the same kernel (the floor); the
+        /// pairs take turns at booting first, so an even number balances them.
+        #[arg(long, default_value_t = 6)]
         runs: usize,
         /// Skip the cold run (it downloads the kernel again into a scratch cache).
         #[arg(long)]

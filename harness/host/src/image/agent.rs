@@ -84,7 +84,18 @@ fn cargo_with_progress(
     let mut compiled = 0;
     let stdout = child.stdout.take().context("cargo's stdout")?;
     for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line?) else {
+        let line = match line {
+            Ok(line) => line,
+            // Cargo's output cannot be read: stop it rather than leave it running
+            // (and its pipe full) behind an error.
+            Err(error) => {
+                spinner.finish_and_clear();
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(error).context("reading cargo's progress while building the guest agent");
+            }
+        };
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
         // One artifact per crate compiled (or found up to date), and one per build

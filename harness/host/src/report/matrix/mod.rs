@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bpflab_protocol::{Feature, Outcome};
+use bpflab_protocol::{Event, Feature, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
@@ -90,6 +90,10 @@ pub struct CellLesson {
     /// A mistake, whose pass is a refusal.
     #[serde(default)]
     pub mistake: bool,
+    /// Seconds the lesson took inside the guest, when it ended there: what makes one
+    /// cell slower than another, lesson by lesson (JSON only; the table has the totals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_s: Option<f64>,
 }
 
 impl Report {
@@ -271,7 +275,10 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
             cell.lessons = result
                 .lessons
                 .into_iter()
-                .map(|l| judged(request, l.number, visible_outcome(l.outcome)))
+                .map(|l| CellLesson {
+                    guest_s: guest_seconds(&l.events),
+                    ..judged(request, l.number, visible_outcome(l.outcome))
+                })
                 .collect();
         }
         Err(e) if crate::kernel::is_unavailable(&e) => cell.unavailable = Some(format!("{e:#}")),
@@ -279,6 +286,15 @@ fn run_cell(request: &MatrixRequest, kernel: &str, arch: Arch) -> Cell {
     }
     cell.wall_s = started.elapsed().as_secs_f64();
     cell
+}
+
+/// How long a lesson took inside the guest, from its end event (none when the guest
+/// never finished it).
+fn guest_seconds(events: &[Event]) -> Option<f64> {
+    events.iter().find_map(|event| match event {
+        Event::LessonEnd { elapsed_ms, .. } => Some(*elapsed_ms as f64 / 1000.0),
+        _ => None,
+    })
 }
 
 /// A lesson's cell entry: a mistake judged by the refusal it teaches (a refusal for its
@@ -289,6 +305,7 @@ fn judged(request: &MatrixRequest, lesson: u32, outcome: Outcome) -> CellLesson 
             lesson,
             outcome,
             mistake: false,
+            guest_s: None,
         };
     };
     let outcome = match (
@@ -304,6 +321,7 @@ fn judged(request: &MatrixRequest, lesson: u32, outcome: Outcome) -> CellLesson 
         lesson,
         outcome,
         mistake: true,
+        guest_s: None,
     }
 }
 

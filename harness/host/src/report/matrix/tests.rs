@@ -17,6 +17,7 @@ fn cell(kernel: &str, arch: &str, outcomes: &[Outcome], unavailable: Option<&str
                 lesson: i as u32 + 1,
                 outcome: o.clone(),
                 mistake: false,
+                guest_s: None,
             })
             .collect(),
         features: None,
@@ -217,4 +218,36 @@ fn a_mistake_passes_only_when_refused_for_its_reason() {
     }
     .markdown();
     assert!(md.contains("| refused |"), "{md}");
+}
+
+#[test]
+fn a_lesson_s_guest_seconds_come_from_its_end_event_and_stay_out_of_json_when_unknown() {
+    let events = [
+        Event::Trace {
+            lesson: 1,
+            line: "Hello World!!".into(),
+        },
+        Event::LessonEnd {
+            lesson: 1,
+            outcome: Outcome::Passed("3 greetings".into()),
+            elapsed_ms: 1250,
+        },
+    ];
+    assert_eq!(guest_seconds(&events), Some(1.25));
+    // A guest that never finished the lesson sent no end event.
+    assert_eq!(guest_seconds(&events[..1]), None);
+    let request = MatrixRequest {
+        kernels: vec![],
+        arches: vec![],
+        lessons: vec![1],
+        mistakes: Default::default(),
+        jobs: 1,
+        accel: AccelRequest::Auto,
+        timeout: Duration::from_secs(1),
+    };
+    let unknown = judged(&request, 1, Outcome::Passed("ok".into()));
+    let json = serde_json::to_string(&unknown).unwrap();
+    assert!(!json.contains("guest_s"), "{json}");
+    let back: CellLesson = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.guest_s, None);
 }
