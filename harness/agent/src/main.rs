@@ -114,13 +114,20 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
                 lesson.number
             )),
         };
+        let last = index + 1 == plan.lessons.len();
+        // The next lesson, or the learner's shell, sees the kernel's kprobes as the lesson
+        // left them; after the last, the guest powers off and takes these along.
+        match plan.shell || !last {
+            true => lab.settle_probes(),
+            false => lab.leave_probes(),
+        }
         let (returned, lesson_kept) = lab.into_parts();
         loader = returned;
         // Only the shell needs them; otherwise a lesson's programs would still fire
         // during the next lessons of this boot and mix into their output.
         if plan.shell {
             kept.extend(lesson_kept);
-        } else if index + 1 == plan.lessons.len() {
+        } else if last {
             // Detaching waits for an RCU grace period per probe, and the guest powers off
             // next: the last lesson's programs go with it.
             std::mem::forget(lesson_kept);

@@ -102,6 +102,8 @@ pub struct Lab {
     kernel_btf: Option<PathBuf>,
     kallsyms: Option<Kallsyms>,
     kept: Vec<Ebpf>,
+    /// Kprobes placed to answer [`Lab::kernel_symbol`], until [`Lab::settle_probes`].
+    probes: std::sync::Mutex<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Lab {
@@ -127,6 +129,7 @@ impl Lab {
             kernel_btf,
             kallsyms: None,
             kept: Vec::new(),
+            probes: Default::default(),
         }
     }
 
@@ -245,7 +248,12 @@ impl Lab {
         let mut answered = true;
         for &name in candidates {
             match probe::kprobe(name) {
-                probe::Probeable::Yes => return Ok(name.to_string()),
+                probe::Probeable::Yes(probe) => {
+                    if let Ok(mut probes) = self.probes.lock() {
+                        probes.push(probe);
+                    }
+                    return Ok(name.to_string());
+                }
                 probe::Probeable::No => {}
                 probe::Probeable::Unknown => {
                     answered = false;
@@ -262,6 +270,26 @@ impl Lab {
             None => {
                 Err(Unsupported(format!("no kernel symbol {}", candidates.join(" or "))).into())
             }
+        }
+    }
+
+    /// Removes the kprobes bpflab placed to answer [`Lab::kernel_symbol`] (and
+    /// [`Lab::syscall_fnname`]): for a lesson that lists the kernel's kprobes, which would
+    /// otherwise show one more. They stay until then, because removing one waits for an
+    /// RCU grace period with the kprobes' lock held (about 40 ms under emulation, a third
+    /// of lesson 1), which would hold up the lesson's own attach. The agent calls this
+    /// after each lesson but the last, whose probes go with the guest's power-off.
+    pub fn settle_probes(&self) {
+        if let Ok(mut probes) = self.probes.lock() {
+            probes.clear();
+        }
+    }
+
+    /// Leaves those kprobes in place for good, after a boot's last lesson: the guest
+    /// powers off next, which takes them without a grace period to wait for.
+    pub fn leave_probes(&self) {
+        if let Ok(mut probes) = self.probes.lock() {
+            std::mem::forget(std::mem::take(&mut *probes));
         }
     }
 

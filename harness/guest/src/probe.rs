@@ -7,6 +7,7 @@
 //! "can a kprobe go there" (blacklisted and `notrace` functions exist but cannot be probed).
 
 use std::ffi::CString;
+use std::os::fd::{FromRawFd as _, OwnedFd};
 
 /// The first fields of the kernel's `struct perf_event_attr`: exactly its first published
 /// layout (`PERF_ATTR_SIZE_VER1`, 72 bytes), which every kernel accepts.
@@ -31,10 +32,11 @@ struct PerfEventAttrV1 {
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// What the kernel said about a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Probeable {
-    /// A kprobe can be placed on it.
-    Yes,
+    /// A kprobe can be placed on it: the one just placed, removed when this is dropped
+    /// (which waits for an RCU grace period).
+    Yes(OwnedFd),
     /// No such function, or one that cannot be probed.
     No,
     /// This kernel cannot answer this way (no kprobe PMU before 4.17, or another error):
@@ -51,7 +53,8 @@ fn kprobe_pmu_type() -> Option<u32> {
         .ok()
 }
 
-/// Opens (and at once closes) a kprobe perf event on `function`.
+/// Opens a kprobe perf event on `function`, which answers the question; dropping the
+/// answer closes it.
 pub fn kprobe(function: &str) -> Probeable {
     let Some(pmu) = kprobe_pmu_type() else {
         return Probeable::Unknown;
@@ -78,9 +81,8 @@ pub fn kprobe(function: &str) -> Probeable {
         )
     };
     if fd >= 0 {
-        // SAFETY: the descriptor was just returned to us and is not used elsewhere.
-        unsafe { libc::close(fd as libc::c_int) };
-        return Probeable::Yes;
+        // SAFETY: the descriptor was just returned to us, is open, and nothing else owns it.
+        return Probeable::Yes(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
     }
     match std::io::Error::last_os_error().raw_os_error() {
         // Unknown symbol, or one kprobes refuse (blacklisted, not a function start).

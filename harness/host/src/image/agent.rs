@@ -92,7 +92,8 @@ fn cargo_with_progress(
                 spinner.finish_and_clear();
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(error).context("reading cargo's progress while building the guest agent");
+                return Err(error)
+                    .context("reading cargo's progress while building the guest agent");
             }
         };
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
