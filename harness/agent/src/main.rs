@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use aya::{Btf, EbpfLoader, Endianness};
+use bpflab_guest::loopback::Loopback;
 use bpflab_guest::{unsupported_as_outcome, EventSink, Lab, TracePipe};
-use bpflab_protocol::{Event, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
+use bpflab_protocol::{Event, LessonPlan, Outcome, Plan, LESSONS_DIR, PLAN_PATH};
 
 fn main() {
     let started_ms = system::boottime_ms();
@@ -67,7 +68,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
             .collect();
         sink.send(&Event::Features { present });
     }
-    bpflab_guest::workload::bring_up_loopback()?;
+    let mut loopback = Loopback::default();
     let trace = TracePipe::start(sink.clone())?;
     // The loader reads the kernel's own BTF itself, from the same file; BTF encoded for a
     // kernel without its own is handed to it.
@@ -101,19 +102,7 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
             kernel_btf.clone(),
         );
         load_modules(lesson, sink);
-        // What the lesson declares it needs, asked of this kernel before it runs.
-        let missing = bpflab_guest::features::first_missing(&lesson.needs);
-        let outcome = match (lessons::find(lesson.number), missing) {
-            (_, Ok(Some(feature))) => Outcome::Unsupported(feature.missing()),
-            (_, Err(e)) => Outcome::Failed(format!("probing what the lesson needs: {e:#}")),
-            (Some(run), Ok(None)) => {
-                outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut lab))))
-            }
-            (None, Ok(None)) => Outcome::Failed(format!(
-                "this agent was built without lesson {}; rebuild it (bpflab does so on every run)",
-                lesson.number
-            )),
-        };
+        let outcome = run_lesson(lesson, &mut lab, &mut loopback);
         let last = index + 1 == plan.lessons.len();
         // The next lesson, or the learner's shell, sees the kernel's kprobes as the lesson
         // left them; after the last, the guest powers off and takes these along.
@@ -139,6 +128,10 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
         });
     }
     if plan.shell {
+        // The learner may well try the network.
+        if let Err(e) = loopback.bring_up() {
+            bpflab_guest::console_log(format_args!("{e:#}"));
+        }
         sink.send(&Event::ShellStart);
         shell::run().context("running the shell")?;
         // On a console shared with the channel (arm64), the shell's exit hung it up.
@@ -146,6 +139,29 @@ fn run_plan(plan: &Plan, sink: &EventSink, started_ms: u64) -> anyhow::Result<()
     }
     drop(kept);
     Ok(())
+}
+
+/// Runs one lesson in `lab`: what it declares it needs is asked of the kernel first, and
+/// the loopback interface brought up if it talks over it.
+fn run_lesson(lesson: &LessonPlan, lab: &mut Lab, loopback: &mut Loopback) -> Outcome {
+    match bpflab_guest::features::first_missing(&lesson.needs) {
+        Ok(Some(feature)) => return Outcome::Unsupported(feature.missing()),
+        Err(e) => return Outcome::Failed(format!("probing what the lesson needs: {e:#}")),
+        Ok(None) => {}
+    }
+    let Some(run) = lessons::find(lesson.number) else {
+        return Outcome::Failed(format!(
+            "this agent was built without lesson {}; rebuild it (bpflab does so on every run)",
+            lesson.number
+        ));
+    };
+    if lesson.loopback {
+        if let Err(e) = loopback.bring_up() {
+            return Outcome::Failed(format!("{e:#}"));
+        }
+    }
+    let outcome = outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| run(lab))));
+    loopback.explain(outcome)
 }
 
 /// Loads the kernel modules `lesson` asks for, saying what each came to. One that cannot

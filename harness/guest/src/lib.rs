@@ -12,6 +12,7 @@ pub mod features;
 mod helpers;
 pub mod histogram;
 mod kallsyms;
+pub mod loopback;
 pub mod modules;
 pub mod netlink;
 pub mod netns;

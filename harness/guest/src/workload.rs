@@ -78,34 +78,6 @@ pub fn exec_children(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Brings the loopback interface up (the guest's only network interface). A fresh kernel
-/// has `lo` down; only an ioctl is needed, no `ip` tool.
-pub fn bring_up_loopback() -> anyhow::Result<()> {
-    // SAFETY: a socket used only for the ioctls below, closed at the end; `ifreq` is
-    // zeroed and its name is a NUL-terminated "lo".
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            return Err(std::io::Error::last_os_error()).context("socket() for SIOCSIFFLAGS");
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut req);
-        if rc == 0 {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &req);
-        }
-        let err = std::io::Error::last_os_error();
-        libc::close(sock);
-        if rc != 0 {
-            return Err(err).context("bringing up the loopback interface");
-        }
-    }
-    Ok(())
-}
-
 /// A TCP connection over loopback inside the guest: a server that reads and discards
 /// everything, and a client that sends messages to it on demand.
 pub struct TcpConversation {

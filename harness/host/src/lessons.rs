@@ -65,6 +65,10 @@ pub struct Lesson {
     /// the guest loads it before the lesson runs.
     #[serde(default)]
     pub kernel_modules: Vec<String>,
+    /// The lesson talks over the guest's loopback interface (127.0.0.1), which the guest
+    /// brings up before it runs (`loopback = true`); without it `lo` stays down.
+    #[serde(default)]
+    pub loopback: bool,
     /// The lesson's directory (filled in on discovery).
     #[serde(skip)]
     pub dir: PathBuf,

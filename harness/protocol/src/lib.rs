@@ -87,6 +87,11 @@ pub struct LessonPlan {
     /// loads from [`MODULES_DIR`] before it runs, unless the kernel has them already.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_modules: Vec<String>,
+    /// Whether the lesson talks over the loopback interface (its `loopback`), which the
+    /// agent brings up before it runs. Left down otherwise: bringing it up costs a
+    /// lesson that has no use for it about 12 ms under emulation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loopback: bool,
 }
 
 /// How a lesson ended.
@@ -384,6 +389,7 @@ mod tests {
                 needs: vec![Feature::Kprobes],
                 part_needs: [("latency".to_string(), vec![Feature::CoreBtf])].into(),
                 kernel_modules: vec!["veth".into()],
+                loopback: true,
             }],
             channel: "/dev/ttyS1".into(),
             shell: false,

@@ -247,6 +247,7 @@ pub(super) fn initramfs(
                 needs: l.needs.clone(),
                 part_needs: l.part_needs.clone(),
                 kernel_modules: l.kernel_modules.clone(),
+                loopback: l.loopback,
             })
             .collect(),
         channel: qemu_config.channel().1.to_string(),
