@@ -240,6 +240,7 @@ mod tests {
             refused_by: Default::default(),
             guest_tools: vec![],
             kernel_modules: vec![],
+            loopback: false,
             dir: lesson_dir,
         };
         let err =
