@@ -250,7 +250,7 @@ impl Lab {
         for &name in candidates {
             match probe::kprobe(name) {
                 probe::Probeable::Yes(probe) => {
-                    if let Ok(mut probes) = self.probes.lock() {
+                    if let Ok(probes) = self.probes.get_mut() {
                         probes.push(probe);
                     }
                     return Ok(name.to_string());
@@ -277,8 +277,8 @@ impl Lab {
     /// Removes the kprobes bpflab placed to answer [`Lab::kernel_symbol`] (and
     /// [`Lab::syscall_fnname`]): for a lesson that lists the kernel's kprobes, which would
     /// otherwise show one more. They stay until then, because removing one waits for an
-    /// RCU grace period with the kprobes' lock held (about 40 ms under emulation, a third
-    /// of lesson 1), which would hold up the lesson's own attach. The agent calls this
+    /// RCU grace period with the trace events' lock (`event_mutex`) held (about 40 ms
+    /// under emulation, a third of lesson 1), which would hold up the lesson's own attach. The agent calls this
     /// after each lesson but the last, whose probes go with the guest's power-off.
     pub fn settle_probes(&self) {
         if let Ok(mut probes) = self.probes.lock() {

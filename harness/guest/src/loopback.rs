@@ -23,13 +23,16 @@ impl Loopback {
 
     /// `outcome`, with what to do added to a failure that a socket on a loopback still
     /// down explains: a lesson that talks over 127.0.0.1 without saying so in its
-    /// `lesson.toml` fails with ENETUNREACH (connecting) or EADDRNOTAVAIL (binding).
+    /// `lesson.toml` fails with ENETUNREACH (connecting) or EADDRNOTAVAIL (binding), in
+    /// words that name the loopback or its address (the guest's helpers all do). A
+    /// failure on another interface (lesson 42's veth pair) is left as it is.
     pub fn explain(&self, outcome: Outcome) -> Outcome {
+        let on_loopback = |reason: &str| {
+            (reason.contains("(os error 101)") || reason.contains("(os error 99)"))
+                && (reason.contains("127.0.0.1") || reason.contains("loopback"))
+        };
         match outcome {
-            Outcome::Failed(reason)
-                if !self.up
-                    && (reason.contains("(os error 101)") || reason.contains("(os error 99)")) =>
-            {
+            Outcome::Failed(reason) if !self.up && on_loopback(&reason) => {
                 Outcome::Failed(format!(
                     "{reason}; the loopback interface is down: a lesson that talks over \
                      127.0.0.1 says `loopback = true` in its lesson.toml"
@@ -83,8 +86,14 @@ mod tests {
             explained.ends_with("says `loopback = true` in its lesson.toml"),
             "{explained}"
         );
-        let unbound = Outcome::Failed("binding UDP 9: Address not available (os error 99)".into());
+        let unbound = Outcome::Failed(
+            "binding a TCP listener on 127.0.0.1:80: Address not available (os error 99)".into(),
+        );
         assert!(down.explain(unbound).reason().contains("loopback = true"));
+        // The same error on another interface is not the loopback's.
+        let veth =
+            Outcome::Failed("connecting to 10.42.0.2:9: Network unreachable (os error 101)".into());
+        assert_eq!(down.explain(veth.clone()), veth);
         // Other failures, other outcomes, and any failure once `lo` is up stay as they are.
         let other = Outcome::Failed("3 processes created but 2 greetings seen".into());
         assert_eq!(down.explain(other.clone()), other);

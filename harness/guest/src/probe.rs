@@ -30,6 +30,8 @@ struct PerfEventAttrV1 {
 }
 
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `perf_event_attr.disabled`, the first bit of its flags.
+const PERF_ATTR_DISABLED: u64 = 1;
 
 /// What the kernel said about a candidate.
 #[derive(Debug)]
@@ -66,6 +68,9 @@ pub fn kprobe(function: &str) -> Probeable {
         type_: pmu,
         size: std::mem::size_of::<PerfEventAttrV1>() as u32,
         config1: name.as_ptr() as u64,
+        // Created disabled: the kprobe is placed all the same (which answers the
+        // question), but while it stays, until the lesson ends, a hit counts nothing.
+        flags: PERF_ATTR_DISABLED,
         ..Default::default()
     };
     // SAFETY: `attr` and the name it points to outlive the call; the kernel reads `size`

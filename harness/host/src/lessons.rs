@@ -320,4 +320,62 @@ mod tests {
         );
         assert!(!err.contains("hostile"), "fixtures are not lessons: {err}");
     }
+
+    #[test]
+    fn a_lesson_says_loopback_true_exactly_when_it_talks_over_127_0_0_1() {
+        // The guest leaves `lo` down for the others, and a matrix boot would not show a
+        // missing declaration: once a lesson brings `lo` up, the next ones find it up.
+        // What a user side talks over 127.0.0.1 with: the address, or the guest's helpers
+        // that use it (harness/guest/src/traffic.rs and workload.rs).
+        const MARKS: [&str; 5] = [
+            "127.0.0.1",
+            "LOCALHOST",
+            "tcp_exchange(",
+            "udp_datagrams(",
+            "TcpConversation::",
+        ];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lessons");
+        let talks = |dir: &Path| {
+            walkdir::WalkDir::new(dir.join("src"))
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+                .any(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap();
+                    MARKS.iter().any(|mark| text.contains(mark))
+                })
+        };
+        // A lesson's directory and those of the lessons whose crates it builds on, in turn.
+        let built_on = |dir: &Path| {
+            let mut dirs = vec![dir.to_path_buf()];
+            let mut next = 0;
+            while let Some(dir) = dirs.get(next).cloned() {
+                next += 1;
+                let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+                for name in manifest
+                    .lines()
+                    .filter_map(|line| line.split("path = \"../").nth(1))
+                    .filter_map(|rest| rest.split('"').next())
+                {
+                    if !dirs.contains(&root.join(name)) {
+                        dirs.push(root.join(name));
+                    }
+                }
+            }
+            dirs
+        };
+        for lesson in discover(&root).unwrap() {
+            let uses = built_on(&lesson.dir).iter().any(|dir| talks(dir));
+            assert_eq!(
+                uses,
+                lesson.loopback,
+                "lessons/{}: {}",
+                lesson.dir_name(),
+                match uses {
+                    true => "talks over 127.0.0.1: add `loopback = true` to its lesson.toml",
+                    false => "says `loopback = true` but opens nothing on 127.0.0.1",
+                }
+            );
+        }
+    }
 }

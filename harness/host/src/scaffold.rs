@@ -106,6 +106,8 @@ kind = "lesson"
 programs = ["hello.bpf.c"]
 # The probed symbol is __x64_sys_clone or __arm64_sys_clone: one snapshot per arch.
 snapshot = "arch"
+# Should src/lib.rs talk over 127.0.0.1, say so: the guest brings its loopback up first.
+# loopback = true
 "#;
 
 const CARGO_TOML: &str = r#"[package]

@@ -146,8 +146,8 @@ fn kprobes(lab: &Lab, target: &str) -> anyhow::Result<()> {
         .context("no tracefs with kprobe_events")?;
     let events = format!("{tracefs}/kprobe_events");
     let address = address_of(target)?;
-    // bpflab found `target` by placing a kprobe of its own there (syscall_fnname), which
-    // it removes in the background: wait until it is gone, or the list shows two.
+    // bpflab found `target` by placing a kprobe of its own there (syscall_fnname), kept
+    // until the lesson ends: remove it now, or the list shows two.
     lab.settle_probes();
     lab.print(format!("$ grep ' {target}$' /proc/kallsyms"));
     lab.print(format!("{address:016x} T {target}"));

@@ -101,7 +101,8 @@ target/bpflab/matrix.json and matrix.md (or --report-dir).")]
         #[arg(long, value_parser = parse_arch, default_value = default_arch())]
         arch: Arch,
         /// Warm runs to make, each beside a bare boot of the same kernel (the floor); the
-        /// pairs take turns at booting first, so an even number balances them.
+        /// pairs take turns at booting first and count in twos for the ratio, so an even
+        /// number uses them all.
         #[arg(long, default_value_t = 6)]
         runs: usize,
         /// Skip the cold run (it downloads the kernel again into a scratch cache).

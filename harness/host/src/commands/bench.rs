@@ -22,6 +22,12 @@ pub fn run(
     request.kernel = kernel.as_deref().map(KernelSpec::parse);
     request.arch = arch;
     request.accel = accel;
+    if runs % 2 == 1 && runs > 1 {
+        term::status(format!(
+            "{runs} runs: the ratio to the floor counts pairs in twos (one run first, one \
+             floor first), so the last pair is left out of it; an even --runs uses them all"
+        ));
+    }
     term::status("warming up (fetches and builds whatever is not cached yet)");
     let (_, first) = crate::bench::sample(&request)?;
     let mut warm = Vec::new();
