@@ -83,7 +83,8 @@ pub fn list() -> anyhow::Result<ExitCode> {
     if let Some((dir, count, bytes)) = crate::kernel::own::cached(&config) {
         println!(
             "kernels given by path: {count} vmlinux unpacked for PVH boot, {} MB, in {} (safe to \
-             delete: each is unpacked again when its image is next booted)",
+             delete: each is unpacked again when its image is next booted; that of an image \
+             since deleted goes by itself an hour after its last use)",
             bytes >> 20,
             dir.display()
         );

@@ -4,6 +4,7 @@
 //! distribution kernels are ([`super::pvh`]).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 
@@ -17,8 +18,13 @@ pub fn obtain(path: &Path, arch: Arch, config: &Config) -> anyhow::Result<Kernel
     let kernel_config = config_beside(path);
     let vmlinux = match arch {
         Arch::X86_64 => {
-            match pvh::vmlinux_of_own(path, kernel_config.as_deref(), &cache_dir(config, path)) {
-                Ok(vmlinux) => vmlinux,
+            let dir = cache_dir(config, path);
+            match pvh::vmlinux_of_own(path, kernel_config.as_deref(), &dir) {
+                Ok(vmlinux) => {
+                    record_use(&dir, path);
+                    prune_gone(config);
+                    vmlinux
+                }
                 Err(e) if e.is::<pvh::Damaged>() => return Err(e),
                 // A cache that cannot be written (read-only, full) costs this run its
                 // speed-up, not the run.
@@ -63,7 +69,7 @@ fn config_beside(path: &Path) -> Option<PathBuf> {
 /// What the cache holds of kernels given by path: the folder, how many vmlinux files and
 /// their bytes (for `bpflab kernels`); `None` when it holds none.
 pub fn cached(config: &Config) -> Option<(PathBuf, usize, u64)> {
-    let dir = config.cache_dir.join("kernels").join("own");
+    let dir = own_root(config);
     let sizes: Vec<u64> = walkdir::WalkDir::new(&dir)
         .min_depth(2)
         .max_depth(2)
@@ -75,17 +81,102 @@ pub fn cached(config: &Config) -> Option<(PathBuf, usize, u64)> {
     (!sizes.is_empty()).then(|| (dir, sizes.len(), sizes.iter().sum()))
 }
 
+/// The file in an image's cache folder that names the image (its absolute path), so the
+/// folder of one since deleted can be found and removed ([`prune`]).
+const SOURCE_FILE: &str = "source";
+
+/// How long the folder of an image that is gone is kept after its last use: a run that
+/// found the image a moment ago may be about to boot its vmlinux still.
+const KEPT_AFTER_USE: Duration = Duration::from_secs(3600);
+
+/// Records in `dir` (if the run made it) which image it serves, and that it was used now.
+/// Best effort: a folder without the record is only never pruned.
+fn record_use(dir: &Path, path: &Path) {
+    use std::os::unix::ffi::OsStrExt as _;
+    if !dir.is_dir() {
+        return;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let file = dir.join(SOURCE_FILE);
+    let named = absolute.as_os_str().as_bytes();
+    match std::fs::read(&file) {
+        Ok(old) if old == named => {
+            if let Ok(f) = std::fs::File::options().write(true).open(&file) {
+                let _ = f.set_modified(SystemTime::now());
+            }
+        }
+        _ => {
+            let _ = std::fs::write(&file, named);
+        }
+    }
+}
+
+/// Removes the cache folders of images given by path that are gone, saying what that
+/// freed: each is tens of megabytes, and nothing else would ever remove it.
+fn prune_gone(config: &Config) {
+    let (folders, bytes) = prune(&own_root(config), SystemTime::now());
+    if folders > 0 {
+        crate::term::status(format!(
+            "removed the vmlinux unpacked for {folders} kernel image(s) given by path that \
+             are gone ({} MB)",
+            bytes >> 20
+        ));
+    }
+}
+
+/// Removes each folder below `root` whose recorded image no longer exists and that no
+/// run used in the last [`KEPT_AFTER_USE`]; returns how many and their bytes. A folder
+/// with no record, or an image that cannot be looked at (permissions), is kept.
+fn prune(root: &Path, now: SystemTime) -> (usize, u64) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return (0, 0);
+    };
+    let mut removed = (0, 0);
+    for dir in entries.flatten().map(|e| e.path()) {
+        let record = dir.join(SOURCE_FILE);
+        let Ok(named) = std::fs::read(&record) else {
+            continue;
+        };
+        let image = Path::new(std::ffi::OsStr::from_bytes(&named));
+        let used_lately = std::fs::metadata(&record)
+            .and_then(|m| m.modified())
+            .map_or(true, |t| {
+                now.duration_since(t)
+                    .map_or(true, |age| age < KEPT_AFTER_USE)
+            });
+        if used_lately || !matches!(image.try_exists(), Ok(false)) {
+            continue;
+        }
+        let bytes = folder_bytes(&dir);
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            removed = (removed.0 + 1, removed.1 + bytes);
+        }
+    }
+    removed
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn own_root(config: &Config) -> PathBuf {
+    config.cache_dir.join("kernels").join("own")
+}
+
 /// Where the vmlinux of the image at `path` is kept: one directory per path (named by a
 /// hash of its absolute form), so that rebuilding a kernel in place replaces its vmlinux
 /// instead of piling up a new one per build.
 fn cache_dir(config: &Config, path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let name = crate::digest::sha256_bytes(absolute.as_os_str().as_encoded_bytes());
-    config
-        .cache_dir
-        .join("kernels")
-        .join("own")
-        .join(&name[..16])
+    own_root(config).join(&name[..16])
 }
 
 /// A kernel image given by path is a regular file (or a link to one): QEMU cannot boot a
@@ -151,5 +242,43 @@ mod tests {
         std::fs::write(dir.path().join("bzImage.config"), "").unwrap();
         let old = dir.path().join("bzImage.old");
         assert_eq!(config_beside(&old), Some(dir.path().join("config")));
+    }
+
+    #[test]
+    fn the_folder_of_an_image_since_deleted_goes_an_hour_after_its_last_use() {
+        let root = tempfile::tempdir().unwrap();
+        let images = tempfile::tempdir().unwrap();
+        let slot = |name: &str, image: &Path| {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("vmlinux"), vec![0u8; 4096]).unwrap();
+            record_use(&dir, image);
+            dir
+        };
+        let kept = images.path().join("bzImage");
+        std::fs::write(&kept, "").unwrap();
+        let live = slot("live", &kept);
+        let gone = slot("gone", &images.path().join("deleted/bzImage"));
+        let unrecorded = root.path().join("old");
+        std::fs::create_dir(&unrecorded).unwrap();
+        // Just used: kept, its image gone or not.
+        assert_eq!(prune(root.path(), SystemTime::now()), (0, 0));
+        // Two hours on, the gone image's folder goes, with its vmlinux and record.
+        let later = SystemTime::now() + Duration::from_secs(7200);
+        let (folders, bytes) = prune(root.path(), later);
+        assert_eq!(folders, 1);
+        assert!(bytes >= 4096, "{bytes}");
+        assert!(!gone.exists());
+        assert!(live.join("vmlinux").is_file() && unrecorded.is_dir());
+        // The record says which image, and a later use refreshes it, not duplicates it.
+        record_use(&live, &kept);
+        let named = std::fs::read(live.join(SOURCE_FILE)).unwrap();
+        assert_eq!(
+            named,
+            std::path::absolute(&kept)
+                .unwrap()
+                .as_os_str()
+                .as_encoded_bytes()
+        );
     }
 }
