@@ -25,6 +25,11 @@ pub struct Config {
     /// Whether bpflab may unpack the host tools it lacks (QEMU, clang, headers) from
     /// Debian's archive into its cache (`provision = false` turns it off).
     pub provision: bool,
+    /// Whether an x86-64 kernel built with `CONFIG_PVH` boots from the uncompressed
+    /// vmlinux inside its bzImage (the default: nothing is decompressed under emulation);
+    /// `pvh = false` or `BPFLAB_NO_PVH=1` boots the bzImage itself, through its
+    /// decompressor, for whoever is testing that path.
+    pub pvh: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +40,7 @@ struct ConfigFile {
     ubuntu_mirror: Option<String>,
     cache_dir: Option<PathBuf>,
     provision: Option<bool>,
+    pvh: Option<bool>,
 }
 
 impl Config {
@@ -57,8 +63,17 @@ impl Config {
             ubuntu_mirror: file.ubuntu_mirror,
             cache_dir,
             provision: file.provision.unwrap_or(true),
+            pvh: file.pvh.unwrap_or(true) && !env_flag(NO_PVH_ENV),
         })
     }
+}
+
+/// Set (to anything but empty or `0`), boots bzImages as they are ([`Config::pvh`]).
+pub const NO_PVH_ENV: &str = "BPFLAB_NO_PVH";
+
+/// Whether the environment variable `name` is set to anything but empty or `0`.
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// The cache directory: `BPFLAB_CACHE_DIR`, else the config file's `cache_dir`, else
@@ -155,5 +170,17 @@ mod tests {
             "{relative}"
         );
         ensure_absolute(Path::new("/var/tmp/bpflab"), "X").unwrap();
+    }
+
+    #[test]
+    fn a_flag_in_the_environment_is_on_unless_empty_or_zero() {
+        let name = "BPFLAB_TEST_FLAG_ONLY_HERE";
+        std::env::remove_var(name);
+        assert!(!env_flag(name));
+        for (value, on) in [("1", true), ("yes", true), ("0", false), ("", false)] {
+            std::env::set_var(name, value);
+            assert_eq!(env_flag(name), on, "{value:?}");
+        }
+        std::env::remove_var(name);
     }
 }

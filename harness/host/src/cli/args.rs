@@ -215,7 +215,8 @@ pub struct LessonArgs {
     /// Kernel: a catalog series such as 6.1 or 5.10, or a path to a kernel image
     /// (bzImage, vmlinux, arm64 Image; a `config` beside it lets bpflab check it first).
     /// An x86-64 bzImage built with CONFIG_PVH boots from the vmlinux inside it, unpacked
-    /// once into the cache. Default: the catalog's default series.
+    /// once into the cache (BPFLAB_NO_PVH=1 boots the bzImage itself, through its
+    /// decompressor). Default: the catalog's default series.
     #[arg(long, short = 'k', value_name = "SERIES|PATH")]
     pub(crate) kernel: Option<String>,
     /// Guest architecture: x86_64 or arm64.

@@ -54,6 +54,10 @@ pub struct KernelImage {
     pub arch: Arch,
     /// The image QEMU boots.
     pub image: PathBuf,
+    /// The bzImage behind `image` when `image` is the vmlinux unpacked from it, booted
+    /// through PVH: what a `pvh = false` run boots instead ([`KernelImage::as_given`]).
+    #[serde(skip)]
+    pub compressed: Option<PathBuf>,
     /// The kernel's build config, when known (for feature checks).
     pub config: Option<PathBuf>,
     /// Where it came from, for the user: package and version, or the path.
@@ -69,8 +73,37 @@ pub struct KernelImage {
     pub package: Option<pins::Pinned>,
 }
 
-/// Finds (and if needed fetches) the kernel for `spec` and `arch`.
+impl KernelImage {
+    /// The same kernel booted from its bzImage, as it is, when it was to boot through PVH.
+    pub fn as_given(mut self) -> KernelImage {
+        if let Some(bzimage) = self.compressed.take() {
+            self.origin = match self.origin.strip_suffix(own::THROUGH_PVH) {
+                Some(path) => path.to_string(),
+                None => format!("{} (its bzImage, not through PVH)", self.origin),
+            };
+            self.image = bzimage;
+        }
+        self
+    }
+}
+
+/// Finds (and if needed fetches) the kernel for `spec` and `arch`: booted through PVH
+/// where it can be, unless the user's settings say otherwise ([`Config::pvh`]).
 pub fn obtain(
+    spec: &KernelSpec,
+    arch: Arch,
+    catalog: &Catalog,
+    config: &Config,
+    refresh: bool,
+) -> anyhow::Result<KernelImage> {
+    let image = obtain_image(spec, arch, catalog, config, refresh)?;
+    Ok(match config.pvh {
+        true => image,
+        false => image.as_given(),
+    })
+}
+
+fn obtain_image(
     spec: &KernelSpec,
     arch: Arch,
     catalog: &Catalog,
@@ -179,6 +212,7 @@ fn obtain_series(
         series: series.series.clone(),
         arch,
         version,
+        compressed: pvh.is_some().then(|| bzimage.clone()),
         image: pvh.unwrap_or(bzimage),
         config: kernel_config,
         btf: None,
@@ -311,5 +345,34 @@ mod tests {
         assert_eq!(config("usr/lib/modules/7.2.13/kernel/config"), None);
         assert_eq!(config("usr/lib/modules/../config"), None);
         assert_eq!(config("usr/lib/modules/7.2/System.map"), None);
+    }
+
+    #[test]
+    fn pvh_turned_off_boots_the_bzimage_and_says_so() {
+        let through_pvh = |origin: &str| KernelImage {
+            series: "6.1".into(),
+            arch: Arch::X86_64,
+            image: PathBuf::from("/cache/6.1/vmlinux"),
+            compressed: Some(PathBuf::from("/cache/6.1/vmlinuz")),
+            config: None,
+            origin: origin.into(),
+            version: None,
+            btf: None,
+            package: None,
+        };
+        let debian = through_pvh("linux-image-6.1 6.1.192-2 (Debian bookworm)").as_given();
+        assert_eq!(debian.image, PathBuf::from("/cache/6.1/vmlinuz"));
+        assert_eq!(
+            debian.origin,
+            "linux-image-6.1 6.1.192-2 (Debian bookworm) (its bzImage, not through PVH)"
+        );
+        let own = through_pvh(&format!("./bzImage{}", own::THROUGH_PVH)).as_given();
+        assert_eq!(own.origin, "./bzImage");
+        // One that boots as it is already stays as it is.
+        let plain = KernelImage {
+            compressed: None,
+            ..through_pvh("arm64 Image")
+        };
+        assert_eq!(plain.as_given().image, PathBuf::from("/cache/6.1/vmlinux"));
     }
 }

@@ -12,11 +12,16 @@ use super::{pvh, KernelImage, KernelVersion};
 use crate::arch::Arch;
 use crate::config::Config;
 
+/// What the origin of an image given by path says when it boots through PVH.
+pub const THROUGH_PVH: &str = " (its vmlinux, through PVH)";
+
 /// The kernel at `path`, ready to boot for `arch`.
 pub fn obtain(path: &Path, arch: Arch, config: &Config) -> anyhow::Result<KernelImage> {
     check_image_file(path)?;
     let kernel_config = config_beside(path);
     let vmlinux = match arch {
+        // Turned off, nothing is unpacked for it either.
+        Arch::X86_64 if !config.pvh => None,
         Arch::X86_64 => {
             let dir = cache_dir(config, path);
             match pvh::vmlinux_of_own(path, kernel_config.as_deref(), &dir) {
@@ -40,10 +45,11 @@ pub fn obtain(path: &Path, arch: Arch, config: &Config) -> anyhow::Result<Kernel
         Arch::Arm64 => None,
     };
     let origin = match &vmlinux {
-        Some(_) => format!("{} (its vmlinux, through PVH)", path.display()),
+        Some(_) => format!("{}{THROUGH_PVH}", path.display()),
         None => path.display().to_string(),
     };
     Ok(KernelImage {
+        compressed: vmlinux.is_some().then(|| path.to_path_buf()),
         series: "custom".into(),
         arch,
         image: vmlinux.unwrap_or_else(|| path.to_path_buf()),

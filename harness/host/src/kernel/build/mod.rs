@@ -173,10 +173,11 @@ fn built_image(
     compiler: &str,
 ) -> KernelImage {
     // The uncompressed vmlinux where there is one (x86-64, PVH), else the arch's image.
-    let image = Some(dir.join("vmlinux"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| dir.join("vmlinuz"));
+    let vmlinux = Some(dir.join("vmlinux")).filter(|p| p.is_file());
+    let compressed = vmlinux.is_some().then(|| dir.join("vmlinuz"));
+    let image = vmlinux.unwrap_or_else(|| dir.join("vmlinuz"));
     KernelImage {
+        compressed,
         series: flavour.kernel_name(&series.series),
         arch,
         version: KernelVersion::parse(&series.series),
