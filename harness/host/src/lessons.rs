@@ -351,14 +351,18 @@ mod tests {
             let mut next = 0;
             while let Some(dir) = dirs.get(next).cloned() {
                 next += 1;
-                let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-                for name in manifest
-                    .lines()
-                    .filter_map(|line| line.split("path = \"../").nth(1))
-                    .filter_map(|rest| rest.split('"').next())
-                {
-                    if !dirs.contains(&root.join(name)) {
-                        dirs.push(root.join(name));
+                let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+                let manifest: toml::Table = toml::from_str(&text).unwrap();
+                let paths = manifest["dependencies"]
+                    .as_table()
+                    .into_iter()
+                    .flat_map(|deps| deps.values())
+                    .filter_map(|dep| dep.get("path")?.as_str());
+                for path in paths {
+                    // A lesson's crates lie beside it; the guest library is not a lesson.
+                    let used = dir.join(path);
+                    if used.join("lesson.toml").is_file() && !dirs.contains(&used) {
+                        dirs.push(used);
                     }
                 }
             }
