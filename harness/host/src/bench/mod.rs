@@ -206,6 +206,20 @@ mod tests {
         }
     }
 
+    /// Warm runs of these totals beside bare boots of these times, no cold run.
+    fn warm_beside(totals: &[f64], floor: &[f64]) -> BenchReport {
+        BenchReport {
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            accel: "TCG".into(),
+            kernel_bytes: 0,
+            initramfs_bytes: 0,
+            warm: totals.iter().copied().map(sample).collect(),
+            cold: None,
+            floor: floor.to_vec(),
+        }
+    }
+
     #[test]
     fn the_table_reports_median_spread_and_cold() {
         let report = BenchReport {
@@ -245,16 +259,7 @@ mod tests {
         // both alike; a fixed delay instead cancels only approximately). Pair 1: the run
         // first, on a slow boot, the floor on a fast one; pair 2 the other way round.
         let (fast, slow) = (1.42, 1.55);
-        let report = BenchReport {
-            kernel: "6.1".into(),
-            arch: "x86_64".into(),
-            accel: "TCG".into(),
-            kernel_bytes: 0,
-            initramfs_bytes: 0,
-            warm: vec![sample(1.15 * slow), sample(1.15 * fast)],
-            cold: None,
-            floor: vec![fast, slow],
-        };
+        let report = warm_beside(&[1.15 * slow, 1.15 * fast], &[fast, slow]);
         assert!((paired_ratio(&report) - 1.15).abs() < 1e-9);
         // Each pair alone says 1.26 or 1.05.
         assert!((1.15 * slow / fast - 1.26).abs() < 0.01);
@@ -262,16 +267,7 @@ mod tests {
 
     #[test]
     fn one_stalled_boot_moves_the_ratio_little() {
-        let report = |stalled: f64| BenchReport {
-            kernel: "6.1".into(),
-            arch: "x86_64".into(),
-            accel: "TCG".into(),
-            kernel_bytes: 0,
-            initramfs_bytes: 0,
-            warm: [1.1, 1.1, 1.1, 1.1, 1.1, stalled].map(sample).to_vec(),
-            cold: None,
-            floor: vec![1.0; 6],
-        };
+        let report = |stalled: f64| warm_beside(&[1.1, 1.1, 1.1, 1.1, 1.1, stalled], &[1.0; 6]);
         assert!((paired_ratio(&report(1.1)) - 1.1).abs() < 1e-9);
         // A run twice as slow as the rest changes one group of three: the median stays.
         assert!((paired_ratio(&report(2.2)) - 1.1).abs() < 1e-9);
